@@ -1,0 +1,17 @@
+"""evonas: evolutionary neural architecture search.
+
+Pipeline: genome -> DAG IR (``evonas.graph``) -> module (``evonas.compile``) ->
+fitness (``evonas.evaluate``) -> lineage (``evonas.store``).
+"""
+from .errors import (ConfigError, EvonasError, FieldError, GenomeError, GraphError,
+                     PluginError, RegistryError)
+from .genome import (GENOMES, Genome, genome_from_dict, genome_type, load_genome,
+                     register_genome, save_genome)
+from .operators import register_crossover, register_mutation
+
+__version__ = "0.1.0"
+
+__all__ = ["ConfigError", "EvonasError", "FieldError", "GenomeError", "GraphError",
+           "PluginError", "RegistryError", "GENOMES", "Genome", "genome_from_dict",
+           "genome_type", "load_genome", "register_genome", "save_genome",
+           "register_crossover", "register_mutation", "__version__"]

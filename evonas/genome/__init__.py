@@ -1,0 +1,7 @@
+"""Genome encodings. Importing this package registers every built-in type."""
+from .base import (GENOMES, Genome, genome_from_dict, genome_type, load_genome,
+                   register_genome, save_genome)
+from . import nb201  # noqa: F401  (registers)
+
+__all__ = ["GENOMES", "Genome", "genome_from_dict", "genome_type", "load_genome",
+           "register_genome", "save_genome"]

@@ -1,0 +1,160 @@
+"""NAS-Bench-201 cell (Dong & Yang, ICLR 2020): the benchmark search space.
+
+A cell has nodes 0..3; every edge i->j (i<j) carries one op of ``OPS``; node j sums
+its incoming edges. String form (exactly NAS-Bench-201's)::
+
+    |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|
+
+The genome keeps the 6 ops in that order: edges (0,1), (0,2), (1,2), (0,3), (1,3), (2,3).
+Macro skeleton (the paper's): conv3x3-BN stem with C channels, three stages of N
+cells (C, 2C, 4C channels) joined by residual reduction blocks, BN-ReLU, then the
+compiler's global-pool + linear head.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import networkx as nx
+import numpy as np
+
+from ..errors import GenomeError
+from ..graph import add_node, arch_hash, new_graph, prune
+from ..operators import register_mutation
+from .base import Genome, register_genome, space_to_dict
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+_IR = {"skip_connect": ("identity", {}), "nor_conv_1x1": ("relu_conv_bn", {"k": 1}),
+       "nor_conv_3x3": ("relu_conv_bn", {"k": 3}), "avg_pool_3x3": ("avg_pool", {"k": 3, "stride": 1})}
+
+
+@dataclass(frozen=True)
+class NB201Space:
+    """``C``: stem channels (1..1024); ``N``: cells per stage (1..32)."""
+    C: int = 16
+    N: int = 5
+
+
+@register_genome("nb201")
+@dataclass(frozen=True)
+class NB201Genome(Genome):
+    ops: tuple[str, ...]
+    space: NB201Space = NB201Space()
+    Space = NB201Space
+
+    def validate(self) -> None:
+        if not isinstance(self.ops, tuple) or len(self.ops) != 6:
+            raise GenomeError("nb201", "ops", self.ops, "need a tuple of 6 edge ops")
+        for (i, j), op in zip(EDGES, self.ops):
+            if op not in OPS:
+                raise GenomeError("nb201", f"edge {i}->{j} op", op, f"unknown op (known: {', '.join(OPS)})")
+        for name, hi in (("C", 1024), ("N", 32)):
+            v = getattr(self.space, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= hi:
+                raise GenomeError("nb201", f"space.{name}", v, f"must be an integer in 1..{hi}")
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator, space: NB201Space | None = None) -> "NB201Genome":
+        return cls(tuple(OPS[i] for i in rng.integers(len(OPS), size=6)), space or NB201Space())
+
+    def to_string(self) -> str:
+        o = self.ops
+        return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+
+    @classmethod
+    def from_string(cls, s: str, space: NB201Space | None = None) -> "NB201Genome":
+        return cls(_parse(s), space or NB201Space())
+
+    def cell(self, prefix: str = "", C: int | None = None) -> nx.DiGraph:
+        """The cell alone as a DAG (input = node 0, output = node 3)."""
+        g = new_graph()
+        _add_cell(g, self.ops, prefix or "c", "input", C)
+        g.add_node("output", op="output", params={})
+        g.add_edge(f"{prefix or 'c'}_n3", "output", order=0)
+        return prune(g)
+
+    def decode(self) -> nx.DiGraph:
+        C, N = self.space.C, self.space.N
+        g = new_graph()
+        x = add_node(g, "stem", "conv_bn", ["input"], C=C, k=3)
+        for stage in range(3):
+            c = C * 2 ** stage
+            if stage:
+                x = _reduction(g, f"r{stage}", x, c)
+            for k in range(N):
+                x = _add_cell(g, self.ops, f"s{stage}c{k}", x, c)
+        x = add_node(g, "lastact", "bn_relu", [x])
+        add_node(g, "output", "output", [x])
+        return prune(g)
+
+    def arch_hash(self) -> str:
+        # The network is a fixed function of (cell, space): hashing the cell is
+        # equivalent to hashing the whole decoded network, and ~50x cheaper.
+        return _cell_hash(self.ops, tuple(sorted(space_to_dict(self.space).items())))
+
+
+@lru_cache(maxsize=None)
+def _cell_hash(ops: tuple[str, ...], space: tuple) -> str:
+    tag = hashlib.sha256(repr(space).encode()).hexdigest()[:4]
+    return arch_hash(NB201Genome(ops).cell())[:12] + tag
+
+
+def _parse(s: str) -> tuple[str, ...]:
+    if not isinstance(s, str):
+        raise GenomeError("nb201", "genome", s, "must be a string like |op~0|+|op~0|op~1|+|...|")
+    nodes = s.split("+")
+    if len(nodes) != 3:
+        raise GenomeError("nb201", "genome", s, "need 3 '+'-separated node groups")
+    ops = []
+    for j, group in enumerate(nodes, start=1):
+        if not (group.startswith("|") and group.endswith("|")):
+            raise GenomeError("nb201", f"node {j}", group, "each group must start and end with '|'")
+        items = group[1:-1].split("|")
+        if len(items) != j:
+            raise GenomeError("nb201", f"node {j}", group, f"need {j} incoming edges")
+        for i, item in enumerate(items):
+            op, sep, src = item.partition("~")
+            if not sep or src != str(i):
+                raise GenomeError("nb201", f"edge {i}->{j}", item, f"expected 'op~{i}'")
+            ops.append(op)
+    return tuple(ops)
+
+
+def _add_cell(g: nx.DiGraph, ops, prefix: str, x: str, C: int | None) -> str:
+    """Add one cell reading ``x``; return its output node (node 3's sum)."""
+    alive = {0: x}  # node index -> IR node id, for nodes that carry a non-zero value
+    for j in (1, 2, 3):
+        terms = []
+        for (i, jj), op in zip(EDGES, ops):
+            if jj != j or op == "none" or i not in alive:
+                continue
+            ir_op, params = _IR[op]
+            if ir_op == "relu_conv_bn":
+                params = {**params, "C": C}
+            terms.append(add_node(g, f"{prefix}_e{i}{j}", ir_op, [alive[i]], **params))
+        if terms:
+            alive[j] = add_node(g, f"{prefix}_n{j}", "add", terms)
+    if 3 not in alive:  # every path is 'none': the cell outputs zeros
+        return add_node(g, f"{prefix}_n3", "zero", [x])
+    return alive[3]
+
+
+def _reduction(g: nx.DiGraph, prefix: str, x: str, C: int) -> str:
+    """NB201's ResNet basic block with stride 2 (Cin -> C channels)."""
+    a = add_node(g, f"{prefix}_a", "relu_conv_bn", [x], C=C, k=3, stride=2)
+    b = add_node(g, f"{prefix}_b", "relu_conv_bn", [a], C=C, k=3)
+    p = add_node(g, f"{prefix}_pool", "avg_pool", [x], k=2, stride=2)
+    d = add_node(g, f"{prefix}_down", "conv", [p], C=C, k=1)
+    return add_node(g, f"{prefix}_add", "add", [b, d])
+
+
+@register_mutation("nb201", name="edge_op")
+def mut_edge_op(genome: NB201Genome, rng: np.random.Generator) -> NB201Genome:
+    """Pick one of the 6 edges uniformly and give it a different op (uniformly)."""
+    e = int(rng.integers(6))
+    choices = [op for op in OPS if op != genome.ops[e]]
+    ops = list(genome.ops)
+    ops[e] = choices[int(rng.integers(len(choices)))]
+    return NB201Genome(tuple(ops), genome.space)
