@@ -16,15 +16,20 @@ from ..genome.base import Genome
 
 @dataclass(frozen=True)
 class Job:
-    """One evaluation. ``parent_weights`` is a safetensors path of the parent's
-    trained weights (None: nothing to inherit); ``inherit`` is exact|shape|none;
-    ``seed`` seeds weight init and data order of this trial."""
+    """One evaluation. ``parent_genome``/``parent_weights`` (a safetensors path of
+    the parent's trained weights) are what the child inherits from (None: nothing);
+    ``inherit`` is exact|shape|none; ``operator`` names the operator that made the
+    child (its transfer rule is looked up by name); ``weights_out`` is where the
+    worker saves the trained weights (None: don't keep them); ``seed`` seeds weight
+    init and data order of this trial."""
     id: int
     genome: Genome
     parent_ids: tuple[int, ...] = ()
     operator: str = "init"
     inherit: str = "none"
+    parent_genome: Optional[Genome] = None
     parent_weights: Optional[str] = None
+    weights_out: Optional[str] = None
     seed: int = 0
 
 
