@@ -95,17 +95,21 @@ def compile_graph(g: nx.DiGraph, input_shape: Shape, num_classes: int, seed: int
     shapes = infer_shapes(g, input_shape)
     src, dst = io_nodes(g)
     modules, merges = nn.ModuleDict(), {}
-    for n in nx.topological_sort(g):
-        d = g.nodes[n]
-        op = OPS.get(d["op"])
-        if op.arity == 0:
-            continue
-        mod = op.build([shapes[u] for u in ordered_inputs(g, n)], op.resolve(d.get("params")))
-        if isinstance(mod, Merge):
-            merges[n] = mod
-        elif mod is not None:
-            modules[n] = mod
-    net = Network(modules, nn.Linear(shapes[dst][0], num_classes))
+    # Built on the meta device: PyTorch's default init would draw from the global
+    # RNG (and cost a second pass); init_weights then fills every tensor from seed.
+    with torch.device("meta"):
+        for n in nx.topological_sort(g):
+            d = g.nodes[n]
+            op = OPS.get(d["op"])
+            if op.arity == 0:
+                continue
+            mod = op.build([shapes[u] for u in ordered_inputs(g, n)], op.resolve(d.get("params")))
+            if isinstance(mod, Merge):
+                merges[n] = mod
+            elif mod is not None:
+                modules[n] = mod
+        net = Network(modules, nn.Linear(shapes[dst][0], num_classes))
+    net.to_empty(device="cpu")
     init_weights(net, seed)
 
     graph = fx.Graph()
@@ -129,7 +133,8 @@ def compile_graph(g: nx.DiGraph, input_shape: Shape, num_classes: int, seed: int
 
 def init_weights(net: nn.Module, seed: int) -> None:
     """Deterministic initialisation from ``seed`` with a private generator (the
-    global torch RNG is untouched): Kaiming-normal convs (fan-out, ReLU), BN = (1, 0),
+    global torch RNG is untouched): Kaiming-normal convs (fan-out, ReLU), BN = (1, 0)
+    with fresh running statistics,
     linear uniform(+-1/sqrt(fan_in)) as PyTorch's default."""
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
@@ -137,12 +142,17 @@ def init_weights(net: nn.Module, seed: int) -> None:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=gen)
             elif isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 bound = 1 / math.sqrt(m.in_features)
                 nn.init.uniform_(m.weight, -bound, bound, generator=gen)
                 nn.init.uniform_(m.bias, -bound, bound, generator=gen)
+            elif hasattr(m, "reset_parameters"):  # an op of a plug-in: its own init,
+                with torch.random.fork_rng(devices=[]):  # seeded, global RNG restored
+                    torch.manual_seed(int(torch.randint(2**31, (1,), generator=gen)))
+                    m.reset_parameters()
 
 
 def build(genome, input_shape: Shape, num_classes: int, seed: int = 0) -> fx.GraphModule:
