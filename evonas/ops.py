@@ -214,6 +214,33 @@ register_op(_free("identity", 1))
 register_op(_free("zero", 1, Zero))
 
 
+class Slice(nn.Module):
+    """Channels ``[start, stop)`` of the input (split allocation of tree cells)."""
+
+    def __init__(self, start: int, stop: int):
+        super().__init__()
+        self.start, self.stop = int(start), int(stop)
+
+    def forward(self, x):
+        return x[:, self.start:self.stop]
+
+
+def _slice_shape(ins, p):
+    c = ins[0][0]
+    start, stop = p["start"], p["stop"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, stop)) \
+            or not 0 <= start < stop <= c:
+        raise GraphError("op slice", "start/stop", (start, stop),
+                         f"need integers with 0 <= start < stop <= {c} (input channels)")
+    return (stop - start, ins[0][1], ins[0][2])
+
+
+# ``slice``: channels [start, stop) of its input; no parameters, no MACs.
+register_op(Op("slice", 1, {"start": 0, "stop": 1}, _slice_shape,
+               lambda ins, p: Slice(p["start"], p["stop"]), lambda ins, p: 0,
+               lambda ins, out, p: 0))
+
+
 # --- merges -------------------------------------------------------------------------
 
 class Merge(nn.Module):

@@ -2,7 +2,9 @@
 from .base import (GENOMES, Genome, genome_from_dict, genome_type, load_genome,
                    register_genome, save_genome)
 from . import nb201  # noqa: F401  (registers)
+from . import tree  # noqa: F401  (registers)
 from . import genetic_cnn  # noqa: F401  (registers)
+from . import cgp  # noqa: F401  (registers)
 
 __all__ = ["GENOMES", "Genome", "genome_from_dict", "genome_type", "load_genome",
            "register_genome", "save_genome"]

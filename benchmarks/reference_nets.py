@@ -1,0 +1,127 @@
+"""Hand-written reference networks, the way one writes them without evonas.
+
+Used twice: by ``benchmarks/compile.py`` as the speed baseline of the compiled
+modules, and by ``tests/test_reference.py`` as differential oracles (same weights,
+same output). Each ``load_from(compiled)`` copies the compiled module's tensors in.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from evonas.genome.nb201 import EDGES
+
+
+def _rcb(cin, cout, k, stride=1):
+    return nn.Sequential(nn.ReLU(), nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, bias=False),
+                         nn.BatchNorm2d(cout))
+
+
+class NB201Cell(nn.Module):
+    """NAS-Bench-201's InferCell: node j = sum of op(i->j) over i < j."""
+
+    def __init__(self, ops, C):
+        super().__init__()
+        self.ops = list(ops)
+        layers = {}
+        for (i, j), op in zip(EDGES, ops):
+            if op == "nor_conv_3x3":
+                layers[f"{i}{j}"] = _rcb(C, C, 3)
+            elif op == "nor_conv_1x1":
+                layers[f"{i}{j}"] = _rcb(C, C, 1)
+            elif op == "avg_pool_3x3":
+                layers[f"{i}{j}"] = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        self.layers = nn.ModuleDict(layers)
+
+    def forward(self, x):
+        nodes = [x]
+        for j in (1, 2, 3):
+            acc = None
+            for (i, jj), op in zip(EDGES, self.ops):
+                if jj != j or op == "none":
+                    continue
+                y = nodes[i] if op == "skip_connect" else self.layers[f"{i}{j}"](nodes[i])
+                acc = y if acc is None else acc + y
+            nodes.append(acc if acc is not None else torch.zeros_like(x))
+        return nodes[3]
+
+
+class NB201Reduction(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.a, self.b = _rcb(cin, cout, 3, 2), _rcb(cout, cout, 3)
+        self.down = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1, bias=False))
+
+    def forward(self, x):
+        return self.b(self.a(x)) + self.down(x)
+
+
+class NB201Net(nn.Module):
+    """The NAS-Bench-201 macro skeleton written by hand."""
+
+    def __init__(self, genome, in_ch, num_classes):
+        super().__init__()
+        C, N = genome.space.C, genome.space.N
+        self.genome = genome
+        self.stem = nn.Sequential(nn.Conv2d(in_ch, C, 3, 1, 1, bias=False), nn.BatchNorm2d(C))
+        blocks = []
+        for s in range(3):
+            c = C * 2 ** s
+            if s:
+                blocks.append(NB201Reduction(c // 2, c))
+            blocks += [NB201Cell(genome.ops, c) for _ in range(N)]
+        self.blocks = nn.Sequential(*blocks)
+        self.last = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU())
+        self.head = nn.Linear(4 * C, num_classes)
+
+    def forward(self, x):
+        x = self.last(self.blocks(self.stem(x)))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    @torch.no_grad()
+    def load_from(self, compiled: nn.Module) -> "NB201Net":
+        """Copy the compiled module's tensors (matched by node id) into this net.
+        Edges the compiler pruned (they never reach the cell output) keep their own
+        weights: they do not influence the output."""
+        src = compiled.state_dict()
+        dst = self.state_dict()
+        for k in dst:
+            key = _nb201_key(k, self.genome.space.N)
+            if key in src:
+                dst[k] = src[key]
+            elif "_e" not in key:
+                raise KeyError(f"compiled module has no tensor {key} (for {k})")
+        self.load_state_dict(dst)
+        return self
+
+
+def _nb201_key(k: str, N: int) -> str:
+    parts = k.split(".")
+    if parts[0] in ("stem", "head"):
+        return ("nodes." + k) if parts[0] == "stem" else k
+    if parts[0] == "last":
+        return "nodes.lastact." + ".".join(parts[1:])
+    b = int(parts[1])  # blocks.<b>....
+    stage, rest = (0, b) if b < N else ((1, b - N - 1) if b < 2 * N + 1 else (2, b - 2 * N - 2))
+    if rest == -1:  # reduction block
+        name = {"a": "a", "b": "b", "down": "down"}[parts[2]]
+        tail = parts[3:] if name != "down" else ["0"] + parts[4:]
+        return f"nodes.r{stage}_{name}." + ".".join(tail)
+    i, j = parts[3]
+    return f"nodes.s{stage}c{rest}_e{i}{j}." + ".".join(parts[4:])
+
+
+def _nb201_ref(genome, compiled):
+    return "hand-written NB201 net (official InferCell style)", NB201Net(genome, 3, 10).load_from(compiled)
+
+
+def _nb201_best():
+    from evonas.genome.nb201 import NB201Genome
+    return NB201Genome.from_string(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+
+
+# genome type -> (genome, compiled) -> (label, hand-written module)
+REFERENCES = {"nb201": _nb201_ref}
+# genome type -> () -> the genome whose fwd+bwd is timed
+BENCH_GENOMES = {"nb201": _nb201_best}

@@ -1,0 +1,96 @@
+"""Strategy protocol and registry.
+
+A strategy only decides WHICH genomes to evaluate; the engine (``engine.Search``)
+owns ids, budgets, duplicates, weights files and the evaluator. The engine calls::
+
+    ask(rng)        -> Proposal | None   # None: nothing to propose now (barrier) or done
+    submitted(m)    # the proposal became member m (id assigned, pending)
+    tell(m)         # m finished: status ok | failed | duplicate, fitness set if not failed
+    drain_evicted() -> [Member]   # members that left the population since the last call
+
+All randomness comes from the ``rng`` passed to ``ask``/``resample``, so the
+same seed gives the same lineage. ``state_dict``/``load_state_dict`` hold only
+ids and counters (members are serialised by the engine).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+
+from ..genome.base import Genome
+from ..registry import Registry
+from .toolbox import Member, Variation
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A child to evaluate. ``neutral``: the strategy expects the parent's network
+    unchanged (ES neutral drift), so a cached fitness is always reused."""
+    genome: Genome
+    parent_ids: tuple[int, ...] = ()
+    operator: str = "init"
+    neutral: bool = False
+
+
+class Strategy:
+    name: ClassVar[str] = ""
+    pareto: ClassVar[bool] = False  # True: two objectives (EvonasFitnessPareto)
+
+    def __init__(self, variation: Variation):
+        self.var = variation
+        self.alive: dict[int, Member] = {}  # the current population (weights kept)
+        self._evicted: list[Member] = []
+
+    # --- to implement ------------------------------------------------------------
+    def ask(self, rng: np.random.Generator) -> Optional[Proposal]:
+        raise NotImplementedError
+
+    def tell(self, m: Member) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
+        pass
+
+    # --- shared ------------------------------------------------------------------
+    def submitted(self, m: Member) -> None:
+        pass
+
+    def resample(self, prop: Proposal, rng: np.random.Generator) -> Optional[Proposal]:
+        """Another child instead of ``prop`` (a duplicate); default: ask again."""
+        return self.ask(rng)
+
+    def objectives(self, m: Member, fitness: float) -> tuple[float, ...]:
+        return (fitness,)
+
+    def drain_evicted(self) -> list[Member]:
+        out, self._evicted = self._evicted, []
+        return out
+
+    def _admit(self, m: Member) -> None:
+        self.alive[m.id] = m
+
+    def _evict(self, m: Member) -> None:
+        if self.alive.pop(m.id, None) is not None:
+            self._evicted.append(m)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"alive": list(self.alive), **self.state()}
+
+    def load_state_dict(self, d: dict[str, Any], members: dict[int, Member]) -> None:
+        self.alive = {i: members[i] for i in d["alive"]}
+        self.load_state(d, members)
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+
+
+def register_strategy(name: str):
+    def wrap(cls):
+        cls.name = name
+        return STRATEGIES.register(name, cls)
+    return wrap

@@ -1,0 +1,220 @@
+"""DEAP substrate: individuals, fitness, the operator toolbox and selection.
+
+* ``deap.creator`` classes are created at MODULE level (guarded, so re-importing
+  never warns) so individuals pickle into worker processes: ``EvonasFitnessMax``
+  (one objective, maximised), ``EvonasFitnessPareto`` (maximise fitness, minimise
+  cost), ``EvonasIndividual`` / ``EvonasParetoIndividual`` (a ``Member``).
+* ``make_toolbox`` registers sampling, mutation and crossover in a
+  ``deap.base.Toolbox``. Every call of a user-replaceable operator goes through
+  ``Variation``, which checks its result and turns any misbehaviour into a
+  ``PluginError`` naming the operator (fail fast, in the driver, before a job is
+  ever sent to a worker: a buggy operator is a programming error, and the
+  checkpoint lets the user fix it and resume).
+* Randomness: DEAP draws from Python's global ``random``. We never let it: the
+  tournament and roulette selections below are DEAP's one-liners re-implemented
+  on an explicit ``numpy.random.Generator``; ``tools.selNSGA2``, ``HallOfFame``,
+  ``ParetoFront``, ``Statistics`` and ``Logbook`` are deterministic and used as is.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from deap import base, creator, tools
+
+from ..errors import ConfigError, PluginError
+from ..genome.base import Genome
+from ..operators import Operator, crossovers, mutations, operators
+
+
+class Member:
+    """One individual: a genome plus its lineage and outcome. ``fitness`` is a
+    DEAP Fitness (empty until evaluated); ``status`` is pending|ok|failed|duplicate;
+    ``birth`` is the completion order (0-based), -1 while pending; ``weights`` the
+    safetensors path of its trained weights (None: none kept)."""
+
+    def __init__(self, id: int, genome: Genome, parent_ids: tuple[int, ...] = (),
+                 operator: str = "init", arch_hash: str = ""):
+        self.id, self.genome, self.parent_ids, self.operator = id, genome, tuple(parent_ids), operator
+        self.arch_hash = arch_hash
+        self.status, self.birth, self.weights = "pending", -1, None
+        self.params: Optional[int] = None
+        self.flops: Optional[int] = None
+
+    @property
+    def value(self) -> float:
+        """Scalar fitness (the first objective); -inf when not evaluated."""
+        return self.fitness.values[0] if self.fitness.valid else -math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "genome": self.genome.to_dict(), "parent_ids": list(self.parent_ids),
+                "operator": self.operator, "arch_hash": self.arch_hash, "status": self.status,
+                "birth": self.birth, "weights": self.weights, "params": self.params,
+                "flops": self.flops, "fitness": list(self.fitness.values) if self.fitness.valid else None}
+
+    def __repr__(self) -> str:
+        return f"Member(id={self.id}, op={self.operator}, fitness={self.fitness.values})"
+
+
+def _create(name: str, base_cls: type, **kw) -> None:
+    if not hasattr(creator, name):  # re-import (tests, workers) must not re-create
+        creator.create(name, base_cls, **kw)
+
+
+_create("EvonasFitnessMax", base.Fitness, weights=(1.0,))
+_create("EvonasFitnessPareto", base.Fitness, weights=(1.0, -1.0))
+_create("EvonasIndividual", Member, fitness=creator.EvonasFitnessMax)
+_create("EvonasParetoIndividual", Member, fitness=creator.EvonasFitnessPareto)
+
+
+def member_from_dict(d: dict[str, Any], pareto: bool = False) -> Member:
+    from ..genome.base import genome_from_dict
+    cls = creator.EvonasParetoIndividual if pareto else creator.EvonasIndividual
+    m = cls(d["id"], genome_from_dict(d["genome"]), tuple(d["parent_ids"]), d["operator"], d["arch_hash"])
+    m.status, m.birth, m.weights = d["status"], d["birth"], d["weights"]
+    m.params, m.flops = d["params"], d["flops"]
+    if d["fitness"] is not None:
+        m.fitness.values = tuple(d["fitness"])
+    return m
+
+
+# --- operator choice ---------------------------------------------------------------
+
+def parse_mutation_spec(genome_type: str, spec: Sequence[str] | dict[str, float] | None) -> list[tuple[Operator, float]]:
+    """``--mutation NAME[:WEIGHT]`` (repeatable) -> [(operator, weight)]. None or
+    empty: every registered mutation of the type with its registered weight > 0."""
+    reg = operators(genome_type)
+    if not spec:
+        chosen = [(op, float(op.weight)) for op in mutations(genome_type) if op.weight > 0]
+        if not chosen:
+            raise ConfigError("search", "mutation", genome_type,
+                              "no mutation operator with weight > 0 is registered for this genome type")
+        return chosen
+    items = spec.items() if isinstance(spec, dict) else [_split(s) for s in spec]
+    out = []
+    for name, w in items:
+        if name not in reg or reg.get(name).kind != "mutation":
+            known = ", ".join(op.name for op in mutations(genome_type)) or "none"
+            raise ConfigError("search", "mutation", name, f"not a {genome_type} mutation (known: {known})")
+        if not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+            raise ConfigError("search", f"mutation {name} weight", w, "must be a finite number > 0")
+        out.append((reg.get(name), float(w)))
+    return out
+
+
+def _split(s: str) -> tuple[str, float]:
+    name, sep, w = str(s).partition(":")
+    if not sep:
+        return name, 1.0
+    try:
+        return name, float(w)
+    except ValueError:
+        raise ConfigError("search", "mutation", s, "weight after ':' must be a number, e.g. edge_op:2") from None
+
+
+class Variation:
+    """Samples and varies genomes of one type and space, checking every operator
+    call (see module docstring). ``mutate`` picks an operator by weight."""
+
+    def __init__(self, genome_cls: type[Genome], space: Any, mutation: Sequence[str] | dict | None = None):
+        self.cls, self.space, self.type = genome_cls, space, genome_cls.type_name
+        chosen = parse_mutation_spec(self.type, mutation)
+        self.ops = [op for op, _ in chosen]
+        w = np.array([w for _, w in chosen])
+        self.p = w / w.sum()
+        self.crossovers = crossovers(self.type)
+
+    def sample(self, rng: np.random.Generator) -> Genome:
+        return self.cls.sample(rng, self.space)
+
+    def mutate(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
+        op = self.ops[0] if len(self.ops) == 1 else self.ops[int(rng.choice(len(self.ops), p=self.p))]
+        return self.call(op, genome, rng), op.name
+
+    def call(self, op: Operator, genome: Genome, rng: np.random.Generator) -> Genome:
+        try:
+            child = op.fn(genome, rng)
+        except Exception as e:  # any bug inside a user operator, GenomeError included
+            raise PluginError(f"operator {op.genome_type}/{op.name} raised {type(e).__name__}: {e}") from e
+        return self.check(op, child)
+
+    def crossover(self, op: Operator, a: Genome, b: Genome, rng: np.random.Generator) -> tuple[Genome, Genome]:
+        try:
+            out = op.fn(a, b, rng)
+        except Exception as e:
+            raise PluginError(f"operator {op.genome_type}/{op.name} raised {type(e).__name__}: {e}") from e
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise PluginError(f"operator {op.genome_type}/{op.name} must return a pair of genomes, "
+                              f"got {type(out).__name__}")
+        return self.check(op, out[0]), self.check(op, out[1])
+
+    def check(self, op: Operator, child: Any) -> Genome:
+        if not isinstance(child, self.cls):
+            raise PluginError(f"operator {op.genome_type}/{op.name} must return a {self.cls.__name__}, "
+                              f"got {type(child).__name__}")
+        try:  # a genome built by bypassing the constructor could still be invalid
+            child.validate()
+        except Exception as e:
+            raise PluginError(f"operator {op.genome_type}/{op.name} returned an invalid genome: {e}") from e
+        if child.space != self.space:
+            raise PluginError(f"operator {op.genome_type}/{op.name} changed the search space "
+                              f"({self.space} -> {child.space})")
+        return child
+
+
+def make_toolbox(variation: Variation, pareto: bool = False) -> base.Toolbox:
+    """A ``deap.base.Toolbox`` with ``individual(id, genome, parent_ids, operator, hash)``,
+    ``sample(rng)``, ``mutate(genome, rng)`` and ``mate(op, a, b, rng)``."""
+    tb = base.Toolbox()
+    tb.register("individual", creator.EvonasParetoIndividual if pareto else creator.EvonasIndividual)
+    tb.register("sample", variation.sample)
+    tb.register("mutate", variation.mutate)
+    tb.register("mate", variation.crossover)
+    return tb
+
+
+# --- selection on an explicit rng (DEAP's one-liners, without global random) --------
+
+def sel_tournament(pop: Sequence[Member], size: int, rng: np.random.Generator) -> Member:
+    """``tools.selTournament(pop, 1, size)``: best of ``size`` drawn with replacement
+    (ties: the first drawn)."""
+    idx = rng.integers(len(pop), size=size)
+    return max((pop[i] for i in idx), key=lambda m: m.fitness.wvalues)
+
+
+def sel_roulette(pop: Sequence[Member], k: int, rng: np.random.Generator) -> list[Member]:
+    """Roulette on (fitness - min fitness) as in Genetic CNN; uniform when all equal.
+    ``tools.selRoulette`` uses global random and raw fitness, hence re-implemented."""
+    f = np.array([m.value for m in pop], dtype=float)
+    w = f - f.min()
+    p = w / w.sum() if w.sum() > 0 else np.full(len(pop), 1.0 / len(pop))
+    return [pop[i] for i in rng.choice(len(pop), size=k, p=p)]
+
+
+def sel_tournament_dcd(pop: Sequence[Member], k: int, rng: np.random.Generator) -> list[Member]:
+    """Binary tournament on Pareto dominance, then crowding distance (set by
+    ``tools.selNSGA2``), like ``tools.selTournamentDCD`` but on ``rng``."""
+    out = []
+    for _ in range(k):
+        a, b = (pop[i] for i in rng.integers(len(pop), size=2))
+        if a.fitness.dominates(b.fitness):
+            out.append(a)
+        elif b.fitness.dominates(a.fitness):
+            out.append(b)
+        else:
+            da = getattr(a.fitness, "crowding_dist", 0.0)
+            db = getattr(b.fitness, "crowding_dist", 0.0)
+            out.append(a if da >= db else b)
+    return out
+
+
+def statistics() -> tools.Statistics:
+    st = tools.Statistics(lambda m: m.value)
+    for name, fn in (("avg", np.mean), ("std", np.std), ("min", np.min), ("max", np.max)):
+        st.register(name, fn)
+    return st
+
+
+__all__ = ["Member", "Variation", "make_toolbox", "parse_mutation_spec", "sel_tournament",
+           "sel_roulette", "sel_tournament_dcd", "statistics", "member_from_dict", "tools"]

@@ -1,0 +1,340 @@
+"""Cartesian Genetic Programming CNN (Suganuma, Shirakawa & Nagao, GECCO 2017).
+
+Encoding
+--------
+A grid of ``rows`` x ``cols`` nodes plus one output gene. Genes address nodes by
+*id*: 0 is the network input, grid node (column c, row r) has id ``c*rows + r + 1``
+(column-major, as in the paper's code). Each grid node has a function gene (an
+index into the function set) and ``n_inputs`` input genes (ids). A node in column
+c reads ids of columns ``c - levels_back .. c - 1``; the network input counts as
+column -1, so only the first ``levels_back`` columns can read it (standard CGP).
+The output gene is one id, read from column ``cols`` by the same rule.
+
+Function sets (``FUNCTION_SETS``; token = name in the string form):
+
+* ``ConvSet``: ``C{32,64,128}k{3,5}`` ConvBlock (IR op ``conv_bn_relu``, stride 1);
+* ``ResSet``: ``R{32,64,128}k{3,5}`` ResBlock (IR op ``res_block``) instead;
+* both: ``max`` / ``avg`` pool (2x2, stride 2), ``sum`` (op ``add``) and ``cat``
+  (op ``concat``) of all ``n_inputs`` inputs.
+
+One-input functions use only the first input gene; the others are inert.
+
+Active nodes are those reachable backwards from the output gene through the
+*used* input genes; all other genes are inert genetic material. ``decode`` emits
+only active nodes (IR ids ``n<id>``, the output node ``output``), so genomes that
+differ only in inactive genes decode to the same graph, hash and module. The
+paper's shape repair (max-pool the larger map, zero-pad channels for a sum, no
+pooling of a 1x1 map) is the compiler's merge rule (``evonas.ops``).
+
+Repeated merge inputs: ``sum(x, x)`` cannot be two edges x->n in a DiGraph, so
+every repeat goes through an ``identity`` node ``n<id>_in<slot>``; ``sum(x,x)``
+stays ``2x`` and ``cat(x,x)`` keeps twice the channels (``canonical`` keeps such
+identity nodes because splicing them would need a parallel edge).
+
+String form: columns separated by ``" / "``, nodes of a column by a space, each
+node ``FUNC:in0,in1``, then ``out:ID``. Example (rows=2, cols=3, levels_back=2)::
+
+    C32k3:0,0 max:0,0 / C64k5:1,2 sum:1,2 / cat:3,4 avg:1,3 / out:5
+
+Spaces: ``CGPSpace()`` is the small CPU-friendly default (2 x 8, levels_back 4);
+``PAPER_SPACE`` / ``PAPER_RES_SPACE`` are the paper's CIFAR-10 grid (5 x 30,
+levels_back 10) with ConvSet / ResSet. ``PRESETS`` names them all.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from ..errors import GenomeError
+from ..graph import add_node, new_graph
+from ..operators import register_mutation
+from .base import Genome, register_genome
+
+MUTATION_RATE = 0.05  # the paper's per-gene mutation probability
+FORCED_TRIES = 100  # point-mutation retries before forced mutation edits a gene directly
+
+
+@dataclass(frozen=True)
+class Func:
+    """One function of a set: string ``token``, IR ``op`` with ``params``, and
+    ``arity`` 1 (first input gene only) or -1 (every input gene)."""
+    token: str
+    op: str
+    params: tuple
+    arity: int
+
+
+def _blocks(prefix: str, op: str) -> tuple[Func, ...]:
+    return tuple(Func(f"{prefix}{c}k{k}", op, (("C", c), ("k", k)), 1)
+                 for c in (32, 64, 128) for k in (3, 5))
+
+
+_COMMON = (Func("max", "max_pool", (("k", 2), ("stride", 2)), 1),
+           Func("avg", "avg_pool", (("k", 2), ("stride", 2)), 1),
+           Func("sum", "add", (), -1),
+           Func("cat", "concat", (), -1))
+FUNCTION_SETS = {"ConvSet": _blocks("C", "conv_bn_relu") + _COMMON,
+                 "ResSet": _blocks("R", "res_block") + _COMMON}
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class CGPSpace:
+    """``rows`` (1..64) x ``cols`` (1..1000) grid; ``levels_back`` (1..cols) columns
+    a node may reach back; ``function_set`` a key of ``FUNCTION_SETS``;
+    ``n_inputs`` (2..4) input genes per node. Default: small CPU grid."""
+    rows: int = 2
+    cols: int = 8
+    levels_back: int = 4
+    function_set: str = "ConvSet"
+    n_inputs: int = 2
+
+    def check(self) -> None:
+        for name, hi in (("rows", 64), ("cols", 1000), ("levels_back", self.cols), ("n_inputs", 4)):
+            v, lo = getattr(self, name), 2 if name == "n_inputs" else 1
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= max(hi, lo):
+                raise GenomeError("cgp", f"space.{name}", v, f"must be an integer in {lo}..{hi}")
+        if self.function_set not in FUNCTION_SETS:
+            raise GenomeError("cgp", "space.function_set", self.function_set,
+                              f"unknown function set (known: {', '.join(FUNCTION_SETS)})")
+
+    @property
+    def funcs(self) -> tuple[Func, ...]:
+        return FUNCTION_SETS[self.function_set]
+
+    @property
+    def n_nodes(self) -> int:
+        return self.rows * self.cols
+
+    def input_range(self, col: int) -> tuple[int, int]:
+        """Inclusive id range a gene of column ``col`` (``cols`` = output) may hold."""
+        first = col - self.levels_back
+        return (0 if first < 0 else first * self.rows + 1), col * self.rows
+
+
+PAPER_SPACE = CGPSpace(rows=5, cols=30, levels_back=10, function_set="ConvSet")
+PAPER_RES_SPACE = CGPSpace(rows=5, cols=30, levels_back=10, function_set="ResSet")
+PRESETS = {"small": CGPSpace(), "small_res": CGPSpace(function_set="ResSet"),
+           "paper": PAPER_SPACE, "paper_res": PAPER_RES_SPACE}
+
+
+@register_genome("cgp")
+@dataclass(frozen=True)
+class CGPGenome(Genome):
+    """``nodes[id - 1]`` = (function id, input id, ...) of grid node ``id``;
+    ``output`` = id feeding the output node."""
+    nodes: tuple[tuple[int, ...], ...]
+    output: int
+    space: CGPSpace = CGPSpace()
+    Space = CGPSpace
+
+    def validate(self) -> None:
+        sp = self.space
+        if not isinstance(sp, CGPSpace):
+            raise GenomeError("cgp", "space", sp, "must be a CGPSpace")
+        sp.check()
+        if not isinstance(self.nodes, tuple) or len(self.nodes) != sp.n_nodes:
+            raise GenomeError("cgp", "nodes", self.nodes, f"need a tuple of rows*cols = {sp.n_nodes} node genes")
+        nf = len(sp.funcs)
+        for k, gene in enumerate(self.nodes):
+            i = k + 1
+            where = f"node {i} (column {k // sp.rows}, row {k % sp.rows})"
+            if not isinstance(gene, tuple) or len(gene) != 1 + sp.n_inputs:
+                raise GenomeError("cgp", where, gene, f"need a tuple (function, {sp.n_inputs} inputs)")
+            _check_int(f"{where} function", gene[0], 0, nf - 1, f"{sp.function_set} has {nf} functions")
+            lo, hi = sp.input_range(k // sp.rows)
+            for slot, src in enumerate(gene[1:]):
+                _check_int(f"{where} input {slot}", src, lo, hi, f"levels_back={sp.levels_back}")
+        lo, hi = sp.input_range(sp.cols)
+        _check_int("output", self.output, lo, hi, f"levels_back={sp.levels_back}")
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator, space: CGPSpace | None = None) -> "CGPGenome":
+        """Uniform genes (function and inputs) within the levels_back window."""
+        sp = space or CGPSpace()
+        sp.check()
+        nodes = []
+        for k in range(sp.n_nodes):
+            lo, hi = sp.input_range(k // sp.rows)
+            ins = rng.integers(lo, hi + 1, size=sp.n_inputs)
+            nodes.append((int(rng.integers(len(sp.funcs))), *(int(v) for v in ins)))
+        lo, hi = sp.input_range(sp.cols)
+        return cls(tuple(nodes), int(rng.integers(lo, hi + 1)), sp)
+
+    # --- activity ------------------------------------------------------------------
+    def used_inputs(self, i: int) -> tuple[int, ...]:
+        """Input ids grid node ``i`` actually reads (first gene only for 1-input functions)."""
+        gene = self.nodes[i - 1]
+        return gene[1:2] if self.space.funcs[gene[0]].arity == 1 else gene[1:]
+
+    def active_nodes(self) -> tuple[int, ...]:
+        """Sorted ids of the grid nodes reachable backwards from the output gene."""
+        seen: set[int] = set()
+        stack = [self.output]
+        while stack:
+            i = stack.pop()
+            if i and i not in seen:
+                seen.add(i)
+                stack.extend(self.used_inputs(i))
+        return tuple(sorted(seen))
+
+    def active_genes(self) -> list[tuple[int, int]]:
+        """``(k, pos)`` of every gene that shapes the network: ``k`` = id - 1 (``k =
+        n_nodes`` is the output gene), ``pos`` 0 = function, 1.. = input slot."""
+        out = [(self.space.n_nodes, 0)]
+        for i in self.active_nodes():
+            out += [(i - 1, p) for p in range(1 + len(self.used_inputs(i)))]
+        return out
+
+    # --- string form ---------------------------------------------------------------
+    def to_string(self) -> str:
+        sp, funcs = self.space, self.space.funcs
+        tok = [f"{funcs[g[0]].token}:{','.join(map(str, g[1:]))}" for g in self.nodes]
+        cols = [" ".join(tok[c * sp.rows:(c + 1) * sp.rows]) for c in range(sp.cols)]
+        return " / ".join(cols + [f"out:{self.output}"])
+
+    @classmethod
+    def from_string(cls, s: str, space: CGPSpace | None = None) -> "CGPGenome":
+        sp = space or CGPSpace()
+        sp.check()
+        return cls(*_parse(s, sp), sp)
+
+    # --- phenotype -------------------------------------------------------------------
+    def decode(self) -> nx.DiGraph:
+        """Active nodes as IR nodes ``n<id>`` (ids ascend along every edge, so the
+        sorted active ids are a topological order)."""
+        g = new_graph()
+        ir = {0: "input"}
+        for i in self.active_nodes():
+            f = self.space.funcs[self.nodes[i - 1][0]]
+            srcs: list[str] = []
+            for slot, j in enumerate(self.used_inputs(i)):
+                src = ir[j]
+                if src in srcs:  # no parallel edges in a DiGraph: route the repeat via identity
+                    src = add_node(g, f"n{i}_in{slot}", "identity", [src])
+                srcs.append(src)
+            ir[i] = add_node(g, f"n{i}", f.op, srcs, **dict(f.params))
+        add_node(g, "output", "output", [ir[self.output]])
+        return g
+
+
+def _check_int(field: str, v: object, lo: int, hi: int, why: str) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise GenomeError("cgp", field, v, f"must be an integer in {lo}..{hi} ({why})")
+
+
+def _parse(s: str, sp: CGPSpace) -> tuple[tuple[tuple[int, ...], ...], int]:
+    """String form -> (nodes, output); ranges are checked later by ``validate``."""
+    if not isinstance(s, str):
+        raise GenomeError("cgp", "genome", s, "must be a string like 'C32k3:0,0 ... / out:ID'")
+    groups = [grp.split() for grp in s.split("/")]
+    if len(groups) != sp.cols + 1:
+        raise GenomeError("cgp", "columns", len(groups) - 1,
+                          f"need cols={sp.cols} '/'-separated columns, then 'out:ID'")
+    tokens = {f.token: n for n, f in enumerate(sp.funcs)}
+    nodes = []
+    for c, grp in enumerate(groups[:-1]):
+        if len(grp) != sp.rows:
+            raise GenomeError("cgp", f"column {c}", " ".join(grp), f"need rows={sp.rows} nodes")
+        for r, token in enumerate(grp):
+            where = f"node {c * sp.rows + r + 1} (column {c}, row {r})"
+            fn, sep, ins = token.partition(":")
+            if fn not in tokens:
+                raise GenomeError("cgp", f"{where} function", fn,
+                                  f"unknown in {sp.function_set} (known: {', '.join(tokens)})")
+            parts = ins.split(",")
+            if not sep or len(parts) != sp.n_inputs or not all(_DIGITS.fullmatch(p) for p in parts):
+                raise GenomeError("cgp", f"{where} inputs", ins, f"need {sp.n_inputs} comma-separated ids")
+            nodes.append((tokens[fn], *(int(p) for p in parts)))
+    out = groups[-1]
+    if len(out) != 1 or not out[0].startswith("out:") or not _DIGITS.fullmatch(out[0][4:]):
+        raise GenomeError("cgp", "output", " ".join(out), "expected 'out:ID' after the last '/'")
+    return tuple(nodes), int(out[0][4:])
+
+
+# --- variation operators ----------------------------------------------------------
+
+def _choices(sp: CGPSpace, k: int, pos: int) -> tuple[int, int]:
+    """Inclusive value range of gene ``(k, pos)`` (see ``CGPGenome.active_genes``)."""
+    if k < sp.n_nodes and pos == 0:
+        return 0, len(sp.funcs) - 1
+    return sp.input_range(sp.cols if k == sp.n_nodes else k // sp.rows)
+
+
+def _genes(genome: CGPGenome) -> list[list[int]]:
+    return [list(g) for g in genome.nodes] + [[genome.output]]
+
+
+def _assemble(genome: CGPGenome, genes: list[list[int]]) -> CGPGenome:
+    return CGPGenome(tuple(tuple(g) for g in genes[:-1]), genes[-1][0], genome.space)
+
+
+def _redraw(genes: list[list[int]], sp: CGPSpace, k: int, pos: int, rng: np.random.Generator) -> bool:
+    """Give gene ``(k, pos)`` a uniformly drawn *different* valid value; False when
+    it has a single valid value."""
+    lo, hi = _choices(sp, k, pos)
+    if hi == lo:
+        return False
+    v = lo + int(rng.integers(hi - lo))  # hi - lo values other than the current one
+    genes[k][pos] = v + 1 if v >= genes[k][pos] else v
+    return True
+
+
+def _mutate(genome: CGPGenome, rng: np.random.Generator, rate: float, only_inactive: bool) -> CGPGenome:
+    genes, sp = _genes(genome), genome.space
+    active = set(genome.active_genes()) if only_inactive else set()
+    for k, row in enumerate(genes):
+        for pos in range(len(row)):
+            # one draw per gene even when skipped, so the rng stream is per gene
+            if rng.random() < rate and (k, pos) not in active:
+                _redraw(genes, sp, k, pos, rng)
+    return _assemble(genome, genes)
+
+
+@register_mutation("cgp", name="point", weight=0.0)
+def mut_point(genome: CGPGenome, rng: np.random.Generator, rate: float = MUTATION_RATE) -> CGPGenome:
+    """Each gene, with probability ``rate`` (0..1), takes a different valid value
+    (within levels_back). May leave the network unchanged (inactive genes), hence
+    weight 0 in the default operator mix: use ``forced`` for a new network."""
+    return _mutate(genome, rng, rate, only_inactive=False)
+
+
+@register_mutation("cgp", name="neutral", weight=0.0)
+def mut_neutral(genome: CGPGenome, rng: np.random.Generator, rate: float = MUTATION_RATE) -> CGPGenome:
+    """The paper's neutral drift: point mutation of inactive genes only (genes of
+    inactive nodes and unused input genes), so the network and hash never change.
+    May return an identical genome when no gene is drawn (probability (1-rate)^n)."""
+    return _mutate(genome, rng, rate, only_inactive=True)
+
+
+@register_mutation("cgp", name="forced")
+def mut_forced(genome: CGPGenome, rng: np.random.Generator, rate: float = MUTATION_RATE,
+               tries: int = FORCED_TRIES) -> CGPGenome:
+    """The paper's forced mutation: point mutation of the parent, repeated until the
+    network changes. The paper checks "an active gene changed"; we check the
+    decoded graph's hash instead, because rewiring to a duplicate node is an active
+    change with an identical network. After ``tries`` attempts one active gene is
+    edited directly (changing an active function always changes the network), so
+    this always terminates; GenomeError only if no single edit changes the hash."""
+    h = genome.arch_hash()
+    for _ in range(tries):
+        child = mut_point(genome, rng, rate)
+        if child.arch_hash() != h:
+            return child
+    sp, active = genome.space, genome.active_genes()
+    for a in rng.permutation(len(active)):
+        k, pos = active[int(a)]
+        lo, hi = _choices(sp, k, pos)
+        for v in rng.permutation(np.arange(lo, hi + 1)):
+            genes = _genes(genome)
+            if int(v) == genes[k][pos]:
+                continue
+            genes[k][pos] = int(v)
+            child = _assemble(genome, genes)
+            if child.arch_hash() != h:
+                return child
+    raise GenomeError("cgp", "forced mutation", genome.to_string(),
+                      "no single active-gene change alters the network")

@@ -1,0 +1,165 @@
+"""Weight inheritance: a child starts from its parent's trained state.
+
+Modes of ``inherit``:
+
+* ``exact``: the operator's weight-transfer rule (function-preserving where the
+  operator is, e.g. the tree genome's Net2Net / path-level transformations);
+  an operator that declares no rule falls back to ``shape``.
+* ``shape``: copy every tensor whose state-dict key (``nodes.<node id>.<param>``,
+  ``head.*``) and shape are unchanged (the Large-Scale Evolution rule). Default for
+  genetic-cnn, cgp, nb201 and user operators without a rule.
+* ``none``: keep the child's fresh initialisation.
+
+BN running statistics and ``num_batches_tracked`` are state-dict entries, so all
+modes carry them along with the weights.
+
+Transfer-rule signature (``register_mutation(genome_type, name, transfer=rule)``)::
+
+    rule(parent_genome, child_genome, parent_state, child_state, rng) -> dict[str, Tensor]
+
+``parent_state`` is the parent's trained state dict, ``child_state`` the child's
+freshly initialised state dict (read-only: it tells the rule every key and shape);
+``rng`` a ``numpy.random.Generator`` (e.g. for the Net2WiderNet mapping). The rule
+returns the child entries it inherits; every other key keeps its fresh value. A
+rule learns where the transformation happened by comparing the two genomes (the
+child genome alone is enough to rebuild the child, the pair is enough to find the
+change), so it also works after a restart, from genomes read back from disk.
+
+The Net2Net tensor helpers below work on the local state of one ops.py module
+(keys such as ``0.weight``, ``1.running_var``) and are shared by genome types.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError
+
+MODES = ("exact", "shape", "none")
+BN_EPS = 1e-5  # nn.BatchNorm2d default, used by every BN of evonas.ops
+BN_KEYS = ("weight", "bias", "running_mean", "running_var")
+
+TransferRule = Callable[..., dict]
+
+
+@dataclass
+class InheritReport:
+    """What happened to each child state-dict key (lists of keys, sorted)."""
+    mode: str
+    rule: str  # "shape", "none" or the transfer rule's name
+    copied: list[str] = field(default_factory=list)  # bit-identical to the parent's key
+    transformed: list[str] = field(default_factory=list)  # derived from parent tensors
+    fresh: list[str] = field(default_factory=list)  # child's own initialisation
+
+    def summary(self) -> str:
+        return (f"{self.mode}/{self.rule}: {len(self.copied)} copied, "
+                f"{len(self.transformed)} transformed, {len(self.fresh)} fresh")
+
+
+def shape_transfer(parent_state: Mapping[str, Tensor], child_state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Parent tensors whose key and shape exist unchanged in the child (copies)."""
+    return {k: parent_state[k].detach().clone() for k, v in child_state.items()
+            if k in parent_state and parent_state[k].shape == v.shape and parent_state[k].dtype == v.dtype}
+
+
+def _resolve_rule(operator, child_genome) -> TransferRule | None:
+    if operator is None:
+        return None
+    if isinstance(operator, str):
+        from .operators import operators
+        operator = operators(child_genome.type_name).get(operator)
+    rule = getattr(operator, "transfer", None)
+    return rule if callable(rule) else None
+
+
+def inherit(parent_genome, parent_state: Mapping[str, Tensor], child_genome, child_module: nn.Module,
+            mode: str = "exact", operator=None, rng: np.random.Generator | None = None) -> InheritReport:
+    """Load inherited tensors into ``child_module`` (in place) and report.
+
+    ``operator``: the ``evonas.operators.Operator`` (or its registered name) that
+    made the child; ``rng``: numpy Generator for stochastic rules (default seed 0).
+    """
+    if mode not in MODES:
+        raise ConfigError("inherit", "mode", mode, f"must be one of {MODES}")
+    fresh_state = {k: v.detach().clone() for k, v in child_module.state_dict().items()}
+    rule = _resolve_rule(operator, child_genome) if mode == "exact" else None
+    rng = rng if rng is not None else np.random.default_rng(0)
+    if mode == "none":
+        got, name = {}, "none"
+    elif rule is None:
+        got, name = shape_transfer(parent_state, fresh_state), "shape"
+    else:
+        got = rule(parent_genome, child_genome, parent_state, fresh_state, rng)
+        name = getattr(rule, "__name__", "rule")
+    report = InheritReport(mode, name)
+    merged = dict(fresh_state)
+    for key, fresh in fresh_state.items():
+        if key not in got:
+            report.fresh.append(key)
+            continue
+        value = got[key]
+        if value.shape != fresh.shape:
+            raise ConfigError("inherit", f"rule {name} key {key}", tuple(value.shape),
+                              f"child expects shape {tuple(fresh.shape)}")
+        merged[key] = value.to(fresh.dtype)
+        same = key in parent_state and parent_state[key].shape == value.shape and torch.equal(parent_state[key], value)
+        (report.copied if same else report.transformed).append(key)
+    child_module.load_state_dict(merged)
+    return report
+
+
+# --- Net2Net helpers on one module's local state -----------------------------------------
+# conv_bn_relu: 0 = conv, 1 = BN; sep_conv: 0 = depthwise, 1 = pointwise, 2 = BN.
+
+def identity_bn(fresh: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """BN that is the identity in eval mode on its fresh running statistics:
+    gamma = sqrt(var + eps), beta = mean (Net2DeeperNet)."""
+    mean, var = fresh[f"{prefix}running_mean"], fresh[f"{prefix}running_var"]
+    return {f"{prefix}weight": torch.sqrt(var + BN_EPS), f"{prefix}bias": mean.clone(),
+            f"{prefix}running_mean": mean.clone(), f"{prefix}running_var": var.clone(),
+            f"{prefix}num_batches_tracked": fresh[f"{prefix}num_batches_tracked"].clone()}
+
+
+def copy_bn(old: Mapping[str, Tensor], src: str, dst: str, index: Tensor | None = None) -> dict[str, Tensor]:
+    """BN entries ``src*`` -> ``dst*``, optionally gathered along channel ``index``."""
+    out = {f"{dst}{k}": (old[f"{src}{k}"] if index is None else old[f"{src}{k}"][index]).clone() for k in BN_KEYS}
+    out[f"{dst}num_batches_tracked"] = old[f"{src}num_batches_tracked"].clone()
+    return out
+
+
+def identity_kernel(c: int, k: int, depthwise: bool) -> Tensor:
+    """Conv kernel that maps c channels to themselves: (c, 1 or c, k, k)."""
+    w = torch.zeros(c, 1 if depthwise else c, k, k)
+    idx = torch.arange(c)
+    w[idx, 0 if depthwise else idx, k // 2, k // 2] = 1.0
+    return w
+
+
+def resize_kernel(w: Tensor, k: int) -> Tensor:
+    """Zero-pad (exact) or centre-crop (approximate) a kernel to k x k."""
+    k0 = w.shape[-1]
+    if k >= k0:
+        p = (k - k0) // 2
+        return torch.nn.functional.pad(w, (p, p, p, p))
+    p = (k0 - k) // 2
+    return w[..., p:p + k, p:p + k].clone()
+
+
+def net2wider(conv_w: Tensor, bn: Mapping[str, Tensor], next_w: Tensor, width: int,
+              rng: np.random.Generator) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """Net2WiderNet of a conv -> BN -> ReLU layer with h units feeding ``next_w``
+    (input units on dim 1) to ``width`` >= h units. The mapping g keeps unit j for
+    j < h and copies a random unit for the new ones; incoming weights and BN
+    statistics are copied along g, outgoing weights divided by the copy count.
+    ``bn`` has keys ``weight``/``bias``/``running_mean``/``running_var``."""
+    h = conv_w.shape[0]
+    if width < h:
+        raise ConfigError("net2wider", "width", width, f"must be >= the current {h} units")
+    g = torch.as_tensor(np.concatenate([np.arange(h), rng.integers(0, h, width - h)]), dtype=torch.long)
+    counts = torch.bincount(g, minlength=h).to(next_w.dtype)
+    new_bn = {k: bn[k][g].clone() for k in BN_KEYS}
+    return conv_w[g].clone(), new_bn, (next_w[:, g] / counts[g]).clone()
