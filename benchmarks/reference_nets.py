@@ -6,6 +6,8 @@ same output). Each ``load_from(compiled)`` copies the compiled module's tensors 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -116,12 +118,56 @@ def _nb201_ref(genome, compiled):
 
 
 def _nb201_best():
-    from evonas.genome.nb201 import NB201Genome
-    return NB201Genome.from_string(
-        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    from evonas.genome import load_genome
+    return load_genome(Path(__file__).resolve().parents[1] / "genomes" / "nb201_best.json")
 
 
 # genome type -> (genome, compiled) -> (label, hand-written module)
 REFERENCES = {"nb201": _nb201_ref}
 # genome type -> () -> the genome whose fwd+bwd is timed
 BENCH_GENOMES = {"nb201": _nb201_best}
+
+
+class VGGStack(nn.Module):
+    """A plain ``nn.Sequential`` of the same layers, written the VGG way: the
+    hand-written twin of any chain-shaped genome (one input, one consumer per node)."""
+
+    def __init__(self, compiled, g):
+        super().__init__()
+        import copy
+
+        import networkx as nx
+        layers = []
+        for n in nx.topological_sort(g):
+            if hasattr(compiled.nodes, n):
+                layers += list(copy.deepcopy(getattr(compiled.nodes, n)).children()) or \
+                    [copy.deepcopy(getattr(compiled.nodes, n))]
+        self.body = nn.Sequential(*layers)
+        self.head = copy.deepcopy(compiled.head)
+
+    def forward(self, x):
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(self.body(x), 1), 1))
+
+
+def _chain_ref(genome, compiled):
+    g = genome.decode()
+    if any(g.in_degree(n) > 1 or g.out_degree(n) > 1 for n in g):
+        raise ValueError(f"{genome} is not chain-shaped")
+    return "hand-written VGG-style nn.Sequential", VGGStack(compiled, g)
+
+
+def _gcnn_chain():
+    from evonas.genome.genetic_cnn import GeneticCNNGenome
+    return GeneticCNNGenome.from_string("1-01_1-01-001_1-01-001-0001")
+
+
+def _cgp_chain():
+    from evonas.genome.cgp import CGPGenome
+    funcs = ["C32k3", "C32k3", "max", "C64k3", "C64k3", "max", "C128k3", "avg"]
+    src = [max(0, 2 * c - 1) for c in range(len(funcs))]  # row 0 of the previous column
+    cols = [f"{f}:{s},{s} C32k3:{s},{s}" for f, s in zip(funcs, src)]
+    return CGPGenome.from_string(" / ".join(cols) + " / out:15")
+
+
+REFERENCES.update({"genetic-cnn": _chain_ref, "cgp": _chain_ref})
+BENCH_GENOMES.update({"genetic-cnn": _gcnn_chain, "cgp": _cgp_chain})

@@ -32,7 +32,6 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 
-STRATEGIES = ("aging", "random", "nsga2")
 INHERIT = ("exact", "shape", "none")
 BACKENDS = ("local", "ray")
 DEDUP = ("reuse", "resample", "off")
@@ -64,7 +63,7 @@ class Config:
     population: int = _f(100, "population size P (>= 2)")
     sample_size: int = _f(0, "tournament sample size S (1..population; 0 = ceil(population / 4): "
                           "25 for P=100 as Real et al., 3 for P=10 as the NAS-Bench-201 protocol)")
-    strategy: str = _f("aging", "search strategy", choices=STRATEGIES)
+    strategy: str = _f("aging", "search strategy (built-in: aging, random, es, generational, nsga2)")
     evaluations: int = _f(300, "budget: number of evaluated individuals (>= 1)")
     time_budget: float = _f(600.0, "budget: wall-clock seconds, whichever budget ends first (0 = no limit)")
     mutations: tuple = _f((), "mutation operator to use, NAME or NAME:WEIGHT, repeatable "
@@ -246,6 +245,7 @@ def _check_values(c: Config) -> None:
         if choices:
             need(getattr(c, f.name) in choices, f.name, f"must be one of {', '.join(choices)}")
     need(bool(c.genome), "genome", "must name a genome type")
+    need(bool(c.strategy), "strategy", "must name a search strategy")
     need(c.population >= 2, "population", "must be >= 2")
     need(0 <= c.sample_size <= c.population, "sample_size",
          f"must be in 1..population ({c.population}), or 0 for ceil(population / 4)")
@@ -272,10 +272,15 @@ def _check_values(c: Config) -> None:
 
 
 def check_names(c: Config) -> None:
-    """Check ``genome`` and ``mutations`` against the registries. Call it after the
-    plug-ins are imported (they may register genome types and operators)."""
+    """Check ``genome``, ``strategy`` and ``mutations`` against the registries. Call
+    it after the plug-ins are imported (they may register genomes and operators)."""
+    from . import evolve  # noqa: F401  (its __init__ registers the built-in strategies)
+    from .evolve.base import STRATEGIES
     from .genome import GENOMES
     from .operators import operators
+    if c.strategy not in STRATEGIES:
+        raise ConfigError("config", "strategy", c.strategy,
+                          f"unknown strategy (known: {', '.join(STRATEGIES.names())})")
     if c.genome not in GENOMES:
         raise ConfigError("config", "genome", c.genome,
                           f"unknown genome type (known: {', '.join(GENOMES.names())})")
@@ -352,5 +357,5 @@ def _space_item(text: str) -> dict[str, Any]:
     return {key.strip(): value}
 
 
-__all__ = ["Config", "ConfigError", "RESUMABLE", "STRATEGIES", "INHERIT", "BACKENDS", "DEDUP",
+__all__ = ["Config", "ConfigError", "RESUMABLE", "INHERIT", "BACKENDS", "DEDUP",
            "OPTIMIZERS", "add_arguments", "overrides_from_args", "check_names", "read_file"]

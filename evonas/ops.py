@@ -198,8 +198,11 @@ register_op(_pool("avg_pool", nn.AvgPool2d))
 
 
 class Zero(nn.Module):
+    """Outputs zeros shaped like the input; ``x * 0`` (not ``zeros_like``) so that
+    upstream parameters get a zero gradient rather than none."""
+
     def forward(self, x):
-        return torch.zeros_like(x)
+        return x * 0.0
 
 
 def _free(name: str, arity: int, module=None) -> Op:

@@ -48,6 +48,16 @@ def name(request):
     return request.param
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks: intra-op threads only add spin-wait overhead, which becomes
+    10x slowdowns when the CPU is shared with other processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_registry_has_builtin_types():
     assert {"nb201", "genetic-cnn"} <= set(NAMES)
 

@@ -132,12 +132,24 @@ def _source(spec: str, root: str, rng: np.random.Generator):
 
 
 def _digits(rng):
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = (d.data.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
-    y = d.target.astype(np.int64)
+    x, y = _digits_arrays()
+    x = (x.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
     tr, te = stratified_split(y, TEST_FRACTION, rng)
     return x[tr], y[tr], x[te], y[te], "digits"
+
+
+def _digits_arrays():
+    """scikit-learn's bundled digits (pixels 0..16, labels). Reads the CSV shipped
+    in the wheel directly: importing sklearn.datasets costs seconds per worker."""
+    import importlib.util
+    sk = importlib.util.find_spec("sklearn")
+    path = os.path.join(sk.submodule_search_locations[0], "datasets", "data", "digits.csv.gz") if sk else ""
+    if os.path.isfile(path):
+        a = np.loadtxt(path, delimiter=",")
+        return a[:, :-1], a[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits  # layout changed: the public API
+    d = load_digits()
+    return d.data, d.target.astype(np.int64)
 
 
 def _torchvision(spec: str, root: str):

@@ -126,7 +126,7 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
         micro = cfg.batch_size
         for attempt in range(cfg.oom_retries + 1):
             try:
-                model, inherited = _build(job, g, data, device)
+                model, report = _build(job, g, data, device)
                 _train(model, data, cfg, job.seed, device, micro, t0)
                 break
             except torch.cuda.OutOfMemoryError:
@@ -141,7 +141,10 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
             res.extra["test_accuracy"] = accuracy(model, data.x_test, data.y_test, cfg.eval_batch_size, device)
         if micro != cfg.batch_size:
             res.extra["micro_batch"] = micro
-        res.status, res.epochs, res.inherited = "ok", float(cfg.epochs), inherited
+        res.status, res.epochs = "ok", float(cfg.epochs)
+        if report is not None:  # 'none' when nothing matched (fresh initialisation)
+            res.inherited = report.mode if (report.copied or report.transformed) else "none"
+            res.extra["inherit"] = report.summary()
         if job.weights_out:
             save_weights(model, job.weights_out, {"genome": json.dumps(job.genome.to_dict()),
                                                   "fitness": repr(res.fitness), "job": str(job.id)})
@@ -165,31 +168,34 @@ def _over_budget(c, cfg: TrainConfig) -> str:
 
 
 def _build(job: Job, g, data: Data, device: str):
-    """Compile from ``job.seed`` and apply weight inheritance; -> (module, mode used)."""
+    """Compile from ``job.seed`` and apply weight inheritance; -> (module, report or None)."""
     model = compile_graph(g, data.input_shape, data.num_classes, seed=job.seed)
-    inherited = "none"
+    report = None
     if job.inherit != "none" and job.parent_weights and job.parent_genome is not None:
-        inherited = _inherit(job, model)
+        report = _inherit(job, model)
     model = model.to(device)
     if torch.device(device).type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    return model, inherited
+    return model, report
 
 
-def _inherit(job: Job, model) -> str:
-    try:
-        from ..inherit import inherit
-    except ImportError as e:
-        raise TrialFailed(f"weight inheritance unavailable (evonas.inherit: {e})") from None
+def _inherit(job: Job, model):
+    """Load the parent's safetensors and apply ``evonas.inherit.inherit`` (in place);
+    -> its ``InheritReport``."""
     from safetensors.torch import load_file
+    from ..errors import RegistryError
+    from ..inherit import inherit
     try:
         state = load_file(job.parent_weights)
     except (OSError, ValueError) as e:  # missing or corrupt file: a failed trial, not a crash
         raise TrialFailed(f"cannot read parent weights {job.parent_weights}: {e}") from None
     rng = np.random.default_rng([job.seed, job.id])
-    out = inherit(job.parent_genome, state, job.genome, model, job.inherit, operator=job.operator, rng=rng)
-    mode = getattr(out, "mode", None)
-    return mode if isinstance(mode, str) else job.inherit
+    args = (job.parent_genome, state, job.genome, model, job.inherit)
+    try:
+        report = inherit(*args, operator=job.operator, rng=rng)
+    except RegistryError:  # an operator without a registry entry (e.g. 'init'): shape rule
+        report = inherit(*args, operator=None, rng=rng)
+    return report
 
 
 def _train(model, data: Data, cfg: TrainConfig, seed: int, device: str, micro: int, t0: float) -> None:

@@ -39,7 +39,6 @@ class NSGA2(Strategy):
         self.queue: list[Proposal] = []
         self.outstanding: set[int] = set()
         self.offspring: list[Member] = []
-        self.started = False
 
     def objectives(self, m: Member, fitness: float) -> tuple[float, ...]:
         cost = getattr(m, self.objective)
@@ -61,12 +60,9 @@ class NSGA2(Strategy):
 
     def _next_generation(self, rng: np.random.Generator) -> None:
         pool, self.offspring = self.population + self.offspring, []
-        if not pool or not self.started:
-            self.started = True
-            self.population = []
-            if not pool:
-                self.queue = [Proposal(self.var.sample(rng)) for _ in range(self.N)]
-                return
+        if not pool:
+            self.queue = [Proposal(self.var.sample(rng)) for _ in range(self.N)]
+            return
         self.population = tools.selNSGA2(pool, min(self.N, len(pool)))  # deterministic
         keep = {m.id for m in self.population}
         for m in list(self.alive.values()):
@@ -78,14 +74,15 @@ class NSGA2(Strategy):
 
     def state(self) -> dict[str, Any]:
         return {"population": [m.id for m in self.population], "offspring": [m.id for m in self.offspring],
-                "outstanding": sorted(self.outstanding), "started": self.started,
+                "outstanding": sorted(self.outstanding),
+                "crowding": [m.fitness.crowding_dist for m in self.population],
                 "queue": [[p.genome.to_dict(), list(p.parent_ids), p.operator] for p in self.queue]}
 
     def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
         from ..genome.base import genome_from_dict
         self.population = [members[i] for i in d["population"]]
         self.offspring = [members[i] for i in d["offspring"]]
-        self.outstanding, self.started = set(d["outstanding"]), d["started"]
+        self.outstanding = set(d["outstanding"])
         self.queue = [Proposal(genome_from_dict(g), tuple(p), op) for g, p, op in d["queue"]]
-        if self.population:  # crowding distances are not serialised: recompute
-            tools.emo.assignCrowdingDist(self.population)
+        for m, dist in zip(self.population, d["crowding"]):  # set by selNSGA2 on the old pool
+            m.fitness.crowding_dist = dist

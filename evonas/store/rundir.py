@@ -154,7 +154,8 @@ def create_run_dir(path: str | Path, config: Config, argv: Sequence[str] | None 
     lineage.csv (header only; ``lineage_columns`` are extra metric columns),
     weights/ and best/. Refuses (ConfigError) a path that exists and is not an
     empty directory, or whose parent cannot be written; a failure leaves nothing
-    behind (the directory is assembled under a temporary sibling name)."""
+    behind (the directory is assembled under a temporary sibling name). The
+    stored config has ``run_dir`` set to ``path``."""
     from .lineage import LineageWriter
     root = Path(path)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -171,7 +172,7 @@ def create_run_dir(path: str | Path, config: Config, argv: Sequence[str] | None 
         tmp.mkdir()
         (tmp / WEIGHTS).mkdir()
         (tmp / BEST).mkdir()
-        config.dump(tmp / CONFIG)
+        dataclasses.replace(config, run_dir=str(root)).dump(tmp / CONFIG)
         atomic_write_json(tmp / MANIFEST, manifest(config, argv, plugins))
         LineageWriter(tmp / LINEAGE, extra_columns=lineage_columns).close()
         os.replace(tmp, root)  # atomic; also succeeds over an existing empty directory
@@ -206,6 +207,7 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
     if not is_run_dir(root):
         raise ConfigError(where, "run_dir", str(root), f"not a run directory (needs {CONFIG} and {LINEAGE})")
     stored = Config.from_dict(read_json(paths.config, where), f"{where}/{CONFIG}")
+    stored = dataclasses.replace(stored, sample_size=stored.resolved("-").sample_size)  # 0 = auto
     if paths.state.exists():
         state = read_json(paths.state, where)
         if not isinstance(state, dict):
@@ -217,7 +219,8 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
     changes = {k: v for k, v in changes.items() if k not in ("name", "run_dir")}
     wanted = stored.updated(changes, "flags").resolved("unused")
     wanted = dataclasses.replace(wanted, name=stored.name, run_dir=str(root))
-    conflicts = {k: v for k, v in stored.diff(wanted).items() if k not in RESUMABLE}
+    conflicts = {k: v for k, v in stored.diff(wanted).items()
+                 if k not in RESUMABLE and k not in ("name", "run_dir")}
     if conflicts:
         detail = "; ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in conflicts.items())
         raise ConfigError(where, ", ".join(conflicts), {k: b for k, (a, b) in conflicts.items()},

@@ -1,0 +1,57 @@
+"""Duplicate detection: arch_hash -> cached result of the network, confirmed.
+
+``genome.arch_hash()`` is isomorphism-invariant, so different genomes of the same
+network share it. A hash match is trusted outright when the genome strings are
+equal; otherwise (``confirm=True``) it is confirmed by an isomorphism check of the
+decoded DAGs (memoised per pair of strings), so a hash collision can never hand
+one network another's fitness. An unconfirmed match is a new entry.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Optional
+
+from ..genome.base import Genome
+from ..graph import _matches
+
+
+@lru_cache(maxsize=200_000)
+def _same(cls: type, space: Any, a: str, b: str) -> bool:
+    return _matches(cls.from_string(a, space).decode(), cls.from_string(b, space).decode())
+
+
+class HashCache:
+    """``entries[hash]``: list of dicts {id, genome (string), fitness, params, flops,
+    weights, extra}; ``inflight[hash]``: id of the job training that network now."""
+
+    def __init__(self, confirm: bool = True):
+        self.confirm = confirm
+        self.entries: dict[str, list[dict]] = {}
+        self.inflight: dict[str, int] = {}
+
+    def same(self, a: Genome, b: Genome) -> bool:
+        sa, sb = a.to_string(), b.to_string()
+        if sa == sb or not self.confirm:
+            return True
+        return _same(type(a), a.space, *sorted((sa, sb)))
+
+    def get(self, h: str, genome: Genome) -> Optional[dict]:
+        entries = self.entries.get(h)
+        if not entries:
+            return None
+        s = genome.to_string()
+        for e in entries:
+            if e["genome"] == s or not self.confirm or _same(type(genome), genome.space, *sorted((e["genome"], s))):
+                return e
+        return None
+
+    def put(self, h: str, genome: Genome, entry: dict) -> None:
+        if self.get(h, genome) is None:  # keep the first evaluation of a network
+            self.entries.setdefault(h, []).append({**entry, "genome": genome.to_string()})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"entries": self.entries, "inflight": self.inflight}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.entries = {h: [dict(e) for e in v] for h, v in d["entries"].items()}
+        self.inflight = dict(d["inflight"])

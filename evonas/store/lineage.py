@@ -1,0 +1,256 @@
+"""The lineage CSV: one row per evaluated individual, appended as each completes.
+
+Columns, in this fixed order (then the optional extra metric columns declared
+when the file is created, e.g. a lookup table's test accuracy)::
+
+    id, parent_ids, operator, genome_type, genome, arch_hash, status, fitness,
+    params, flops, epochs, inherited, train_seconds, worker, birth, reason
+
+Format, chosen so that a plain ``pd.read_csv(path)`` infers the right dtypes:
+
+* ``id``, ``birth`` (completion order, 0-based): always present -> int64.
+* ``fitness``, ``epochs``, ``train_seconds`` and extra metrics: written as Python
+  floats (``90.0``, never ``90``), empty when unknown -> float64 (NaN).
+* ``params``, ``flops``: integers, empty when unknown (a trial that failed before
+  its cost was known) -> int64, or float64 with NaN as soon as one is missing.
+  ``evonas.lineage.load_lineage`` returns them as nullable ``Int64``.
+* ``parent_ids``: the parents' ids separated by ``;`` inside brackets: ``[12]``,
+  ``[3;7]``, ``[]`` for an initial individual. The brackets keep the column a
+  string column: a bare ``12`` would turn it into int64, an empty cell into NaN.
+* Text columns (``operator``, ``genome_type``, ``genome``, ``arch_hash``,
+  ``status``, ``inherited``, ``worker``, ``reason``) are never empty: ``-`` stands
+  for "none" (``worker`` of a duplicate, ``reason`` of an ok row). A worker name
+  made only of digits is written as ``w<digits>`` for the same reason. Newlines
+  in any value are replaced by spaces, so one record is exactly one line.
+  ``genome`` is the genome's ``to_string()``; a genome string made only of digits
+  (possible for the smallest Genetic CNN spaces) would be read as a number by a
+  plain ``read_csv`` — ``load_lineage`` always reads text columns as strings.
+
+Durability: each row is written with one ``write`` call, then flushed and
+fsync'd, so a finished evaluation survives a crash of the driver or the machine.
+On reopening (resume), a torn last line (no trailing newline, wrong field count,
+NUL bytes) is cut off; good rows are never rewritten. ``write`` is idempotent by
+``id``: a row whose id is already in the file is not written again, so an
+individual re-queued on resume cannot appear twice.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..errors import ConfigError
+
+COLUMNS = ("id", "parent_ids", "operator", "genome_type", "genome", "arch_hash", "status",
+           "fitness", "params", "flops", "epochs", "inherited", "train_seconds", "worker",
+           "birth", "reason")
+INT_COLUMNS = ("id", "birth")
+NULLABLE_INT_COLUMNS = ("params", "flops")
+FLOAT_COLUMNS = ("fitness", "epochs", "train_seconds")
+TEXT_COLUMNS = ("parent_ids", "operator", "genome_type", "genome", "arch_hash", "status",
+                "inherited", "worker", "reason")
+NONE = "-"  # "no value" in text columns
+
+
+# --- formatting ---------------------------------------------------------------------------
+def format_parent_ids(ids: Iterable[int]) -> str:
+    return "[" + ";".join(str(int(i)) for i in ids) + "]"
+
+
+def parse_parent_ids(text: str) -> tuple[int, ...]:
+    """``"[3;7]"`` -> ``(3, 7)``; also accepts the bare form ``"3;7"``."""
+    body = str(text).strip().strip("[]").strip()
+    return tuple(int(p) for p in body.split(";") if p.strip()) if body else ()
+
+
+def _text(v: Any) -> str:
+    s = "" if v is None else " ".join(str(v).splitlines()).replace("\x00", "")
+    return s if s.strip() else NONE
+
+
+def _float(v: Any) -> str:
+    if v is None:
+        return ""
+    x = float(v)
+    return "" if math.isnan(x) else repr(x)
+
+
+def _int(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(int(v))
+
+
+def format_row(record: Mapping[str, Any], extra_columns: Sequence[str] = ()) -> list[str]:
+    """One record dict -> the CSV fields in column order. ``id``, ``birth`` and
+    ``status`` are required; ``genome`` may be a Genome (its type and string are
+    used); extra metrics come from ``record[name]`` or ``record["extra"][name]``;
+    other keys are ignored."""
+    for key in ("id", "birth", "status"):
+        if record.get(key) is None:
+            raise ValueError(f"lineage record needs {key!r}: {dict(record)!r:.200}")
+    genome = record.get("genome")
+    gtype = record.get("genome_type") or getattr(genome, "type_name", None)
+    gstr = genome.to_string() if hasattr(genome, "to_string") else genome
+    worker = _text(record.get("worker"))
+    if worker.isdigit():
+        worker = "w" + worker
+    extra = record.get("extra") or {}
+    row = [_int(record["id"]), format_parent_ids(record.get("parent_ids") or ()),
+           _text(record.get("operator")), _text(gtype), _text(gstr), _text(record.get("arch_hash")),
+           _text(record["status"]), _float(record.get("fitness")), _int(record.get("params")),
+           _int(record.get("flops")), _float(record.get("epochs")), _text(record.get("inherited") or "none"),
+           _float(record.get("train_seconds") or 0.0), worker, _int(record["birth"]),
+           _text(record.get("reason"))]
+    return row + [_float(record.get(c, extra.get(c))) for c in extra_columns]
+
+
+def _line(fields: Sequence[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(fields)
+    return buf.getvalue()
+
+
+# --- scanning (shared by the writer and the readers) ------------------------------------
+def scan(data: bytes) -> tuple[list[str] | None, int, list[list[str]]]:
+    """Parse the bytes of a lineage file. Returns (header or None, length of the
+    good prefix in bytes, good rows). The good prefix ends after the last row that
+    is complete (newline-terminated), has the header's field count and an integer
+    id and birth; anything after it is a torn tail."""
+    lines = data.split(b"\n")
+    complete = lines[:-1]  # the last element is what follows the final newline
+    if not complete:
+        return None, 0, []
+    header = _parse(complete[0])
+    if header is None or tuple(header[:len(COLUMNS)]) != COLUMNS:
+        return None, 0, []
+    rows: list[tuple[int, list[str]]] = []
+    offset = len(complete[0]) + 1
+    for raw in complete[1:]:
+        fields = _parse(raw)
+        end = offset + len(raw) + 1
+        rows.append((end, fields if _good(fields, len(header)) else None))
+        offset = end
+    while rows and rows[-1][1] is None:  # cut only the tail; bad rows inside stay
+        rows.pop()
+    good_end = rows[-1][0] if rows else len(complete[0]) + 1
+    return header, good_end, [r for _, r in rows if r is not None]
+
+
+def _parse(raw: bytes) -> list[str] | None:
+    if b"\x00" in raw:
+        return None
+    try:
+        rows = list(csv.reader([raw.decode("utf-8")]))
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def _good(fields: list[str] | None, n: int) -> bool:
+    if fields is None or len(fields) != n:
+        return False
+    try:
+        int(fields[0]), int(fields[COLUMNS.index("birth")])
+    except ValueError:
+        return False
+    return True
+
+
+# --- writer -------------------------------------------------------------------------------
+class LineageWriter:
+    """Append-only lineage CSV. ``extra_columns``: metric columns after the fixed
+    ones (float). On an existing file they must match its header; None adopts the
+    file's. ``ids`` holds the ids already in the file; ``next_birth`` is one past
+    the largest birth recorded (0 for a new file)."""
+
+    def __init__(self, path: str | Path, extra_columns: Sequence[str] | None = None):
+        self.path = Path(path)
+        data = self.path.read_bytes() if self.path.exists() else b""
+        header, good_end, rows = scan(data)
+        if header is None:
+            torn_header = b"\n" not in data and _line(COLUMNS).encode().startswith(data)
+            if data.strip() and not torn_header:
+                raise ConfigError(str(self.path), "header", data[:60].decode("utf-8", "replace"),
+                                  f"not a lineage CSV (expected columns {', '.join(COLUMNS)})")
+            header = [*COLUMNS, *_check_extra(extra_columns or ())]
+            good_end, data = 0, b""
+            with open(self.path, "wb") as fh:  # a new (or empty / torn-header) file
+                fh.write(_line(header).encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+        elif extra_columns is not None and list(header[len(COLUMNS):]) != list(extra_columns):
+            raise ConfigError(str(self.path), "extra columns", header[len(COLUMNS):],
+                              f"the file's metric columns differ from {list(extra_columns)}")
+        if data and good_end < len(data):
+            with open(self.path, "rb+") as fh:  # repair: drop the torn tail only
+                fh.truncate(good_end)
+                os.fsync(fh.fileno())
+        self.extra_columns = tuple(header[len(COLUMNS):])
+        self.ids = {int(r[0]) for r in rows}
+        births = [int(r[COLUMNS.index("birth")]) for r in rows]
+        self.next_birth = max(births) + 1 if births else 0
+        self.repaired_bytes = len(data) - good_end if data else 0
+        self._fh = open(self.path, "a", newline="", encoding="utf-8")
+
+    def write(self, record: Mapping[str, Any]) -> bool:
+        """Append one record, flush and fsync. Returns False (and writes nothing) if
+        a row with this id is already in the file."""
+        rid = int(record["id"])
+        if rid in self.ids:
+            return False
+        self._fh.write(_line(format_row(record, self.extra_columns)))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.ids.add(rid)
+        self.next_birth = max(self.next_birth, int(record["birth"]) + 1)
+        return True
+
+    __call__ = write  # usable directly as the engine's on_record callback
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "LineageWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_extra(names: Sequence[str]) -> tuple[str, ...]:
+    for n in names:
+        if not isinstance(n, str) or not n.isidentifier() or n in COLUMNS:
+            raise ConfigError("lineage", "extra column", n, "must be an identifier not among the fixed columns")
+    if len(set(names)) != len(names):
+        raise ConfigError("lineage", "extra columns", list(names), "must be distinct")
+    return tuple(names)
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The good rows of a lineage file as typed dicts (without pandas), in file
+    order: ints, floats or None, ``parent_ids`` as a tuple, ``-`` as ''. For the
+    engine to reconcile its checkpoint with rows written after it."""
+    header, _, rows = scan(Path(path).read_bytes())
+    if header is None:
+        return []
+    out = []
+    for fields in rows:
+        rec: dict[str, Any] = {}
+        for name, v in zip(header, fields):
+            if name in INT_COLUMNS:
+                rec[name] = int(v)
+            elif name in NULLABLE_INT_COLUMNS:
+                rec[name] = int(v) if v else None
+            elif name == "parent_ids":
+                rec[name] = parse_parent_ids(v)
+            elif name in TEXT_COLUMNS:
+                rec[name] = "" if v == NONE else v
+            else:
+                rec[name] = float(v) if v else None
+        out.append(rec)
+    return out

@@ -1,0 +1,79 @@
+"""Per-individual weights as safetensors files (never pickle).
+
+``WeightStore(root)`` keeps ``<root>/<id>.safetensors`` for every living
+individual: ``save`` after training (atomic: tmp file + fsync + ``os.replace``, so
+a crash leaves the old file or the new one, never half of one), ``load`` when a
+child inherits (also after a restart), ``delete`` when the individual dies
+(aging evolution pops it). Tensors are stored contiguous on CPU; the state dict
+keys (``nodes.<node id>.<param>``, ``head.*``, BN running statistics and
+``num_batches_tracked`` included) are kept as they are.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from ..errors import ConfigError
+from .rundir import atomic_write_bytes
+
+_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class WeightStore:
+    """Safetensors files of individuals under one directory (created on demand)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, individual_id: int | str) -> Path:
+        """``<root>/<id>.safetensors``; ids are non-negative ints or [A-Za-z0-9_-]+."""
+        if isinstance(individual_id, bool) or not (
+                (isinstance(individual_id, int) and individual_id >= 0)
+                or (isinstance(individual_id, str) and _ID.match(individual_id))):
+            raise ConfigError("weight store", "individual id", individual_id,
+                              "must be a non-negative integer or a string of [A-Za-z0-9_-]")
+        return self.root / f"{individual_id}.safetensors"
+
+    def save(self, individual_id: int | str, state: Mapping[str, torch.Tensor],
+             metadata: Mapping[str, str] | None = None) -> Path:
+        """Write ``state`` (a state dict) atomically; returns the file path."""
+        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+        data = st_save(tensors, metadata=dict(metadata) if metadata else None)
+        path = self.path(individual_id)
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+        return path
+
+    def load(self, individual_id: int | str) -> dict[str, torch.Tensor]:
+        """The saved state dict (CPU tensors); ConfigError if absent or corrupt."""
+        path = self.path(individual_id)
+        try:
+            return st_load(path.read_bytes())
+        except FileNotFoundError:
+            raise ConfigError("weight store", "individual id", individual_id,
+                              f"no weights at {path}") from None
+        except (SafetensorError, ValueError) as e:
+            raise ConfigError("weight store", "file", str(path), f"not a safetensors file ({e})") from None
+
+    def exists(self, individual_id: int | str) -> bool:
+        return self.path(individual_id).is_file()
+
+    def delete(self, individual_id: int | str) -> bool:
+        """Remove an individual's weights (it died); False if there were none."""
+        try:
+            self.path(individual_id).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def ids(self) -> list[str]:
+        """Ids with saved weights (as strings, sorted)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name[:-len(".safetensors")] for p in self.root.glob("*.safetensors"))

@@ -1,0 +1,112 @@
+"""Config: defaults < file < flags, strict keys/types/choices, dump/load/diff, argparse."""
+import argparse
+import json
+
+import pytest
+
+from evonas.config import RESUMABLE, Config, add_arguments, check_names, overrides_from_args
+from evonas.errors import ConfigError
+
+
+def parse(*flags):
+    return overrides_from_args(add_arguments(argparse.ArgumentParser()).parse_args(list(flags)))
+
+
+def test_defaults_are_valid_and_resolve():
+    c = Config()
+    assert (c.genome, c.population, c.epochs, c.dataset) == ("tree", 100, 1, "digits")
+    r = Config(population=10).resolved("20240101-000000")
+    assert r.sample_size == 3 and r.name == "tree-aging-s0-20240101-000000"
+    assert r.run_dir.endswith("runs/tree-aging-s0-20240101-000000")
+    assert Config().resolved("x").sample_size == 25
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_file_then_flags_precedence(tmp_path, suffix):
+    f = tmp_path / ("c" + suffix)
+    data = {"population": 20, "epochs": 3, "lr": "1e-3", "space": {"C": 8, "N": 1}, "plugins": ["a"]}
+    f.write_text(json.dumps(data) if suffix == ".json" else
+                 "population: 20\nepochs: 3\nlr: 1e-3\nspace: {C: 8, N: 1}\nplugins: [a]\n")
+    c = Config.from_sources(f, parse("--population", "30", "--space", "N=2", "--plugin", "b"))
+    assert c.population == 30          # flag beats file
+    assert c.epochs == 3               # file beats default
+    assert c.lr == pytest.approx(1e-3) # YAML 1.1 reads 1e-3 as a string: accepted
+    assert c.space == {"C": 8, "N": 2} # space merges key by key
+    assert c.plugins == ("b",)         # lists are replaced
+    assert c.batch_size == Config().batch_size
+
+
+def test_flags_not_given_do_not_override_file(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text('{"epochs": 4}')
+    assert Config.from_sources(f, parse()).epochs == 4
+
+
+@pytest.mark.parametrize("content, key", [
+    ('{"populaton": 10}', "populaton"),          # unknown key
+    ('{"population": "ten"}', "population"),     # wrong type
+    ('{"population": true}', "population"),      # bool is not an int
+    ('{"population": 1}', "population"),         # range
+    ('{"inherit": "copy"}', "inherit"),          # choice
+    ('{"sample_size": 50, "population": 10}', "sample_size"),
+    ('{"plugins": "a.py"}', "plugins"),          # list expected
+    ('{"mutations": ["op:-1"]}', "mutations"),
+    ('{"val_fraction": 1.5}', "val_fraction"),
+])
+def test_bad_file_values_name_the_key(tmp_path, content, key):
+    f = tmp_path / "c.json"
+    f.write_text(content)
+    with pytest.raises(ConfigError) as e:
+        Config.from_sources(f)
+    msg = str(e.value)
+    assert key in msg and "\n" not in msg
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        Config.from_sources(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"population": ')
+    with pytest.raises(ConfigError, match="not valid"):
+        Config.from_sources(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        Config.from_sources(lst)
+
+
+def test_bad_flag_value_is_config_error():
+    with pytest.raises(ConfigError, match="batch_size"):
+        Config.from_sources(None, parse("--batch-size", "0"))
+
+
+def test_dump_load_roundtrip_and_diff(tmp_path):
+    c = Config(population=12, mutations=("a:2", "b"), space={"C": 8}, seed=3)
+    c.dump(tmp_path / "config.json")
+    assert not list(tmp_path.glob("*.tmp"))
+    back = Config.load(tmp_path / "config.json")
+    assert back == c and back.diff(c) == {}
+    d = c.diff(back.updated({"seed": 4, "evaluations": 9}))
+    assert d == {"seed": (3, 4), "evaluations": (c.evaluations, 9)}
+    assert "evaluations" in RESUMABLE and "seed" not in RESUMABLE
+    assert c.mutation_weights() == {"a": 2.0, "b": None}
+
+
+def test_help_states_every_default(capsys):
+    p = add_arguments(argparse.ArgumentParser())
+    text = p.format_help()
+    for flag in ("--population", "--sample-size", "--inherit", "--mutation", "--seed-genome",
+                 "--time-budget", "--benchmark-table", "--trial-timeout"):
+        assert flag in text
+    assert text.count("(default:") == len(Config.__dataclass_fields__)
+
+
+def test_check_names_against_registries():
+    import evonas.evolve.aging  # noqa: F401  registers 'aging' even without evolve/__init__
+    check_names(Config(genome="nb201"))
+    with pytest.raises(ConfigError, match="genome"):
+        check_names(Config(genome="nope"))
+    with pytest.raises(ConfigError, match="strategy"):
+        check_names(Config(genome="nb201", strategy="nope"))
+    with pytest.raises(ConfigError, match="mutations"):
+        check_names(Config(genome="nb201", mutations=("no_such_op",)))

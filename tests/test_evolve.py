@@ -1,0 +1,241 @@
+"""Engine: aging FIFO, tournament, async slots, budgets, dedup, weights, determinism, resume."""
+import heapq
+import json
+
+import numpy as np
+import pytest
+
+from evonas.errors import ConfigError
+from evonas.evaluate.base import FunctionEvaluator, Result
+from evonas.evolve import Search
+from evonas.evolve.toolbox import sel_tournament
+from evonas.genome.nb201 import OPS, NB201Genome
+
+SCORE = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
+
+
+def score(job):
+    """Deterministic fitness of an NB201 genome: op scores weighted by edge."""
+    ops = job.genome.ops
+    return Result(job.id, "ok", fitness=sum(SCORE[o] * (1 + 0.1 * i) for i, o in enumerate(ops)),
+                  params=sum(SCORE[o] > 1 for o in ops) * 100, extra={"test_acc": len(set(ops))})
+
+
+def search(slots=1, **kw):
+    rows = []
+    kw.setdefault("strategy_args", {"population": 8, "sample": 3})
+    kw.setdefault("max_evaluations", 60)
+    s = Search(FunctionEvaluator(score, slots=slots), "nb201", on_record=rows.append, **kw)
+    return s, rows
+
+
+def test_lineage_row_has_exactly_the_columns():
+    s, rows = search()
+    out = s.run()
+    assert out["stop_reason"] == "max_evaluations"
+    cols = ["id", "parent_ids", "operator", "genome_type", "genome", "arch_hash", "status", "fitness",
+            "params", "flops", "epochs", "inherited", "train_seconds", "worker", "birth", "reason", "test_acc"]
+    assert list(rows[0]) == cols
+    assert [r["birth"] for r in rows] == list(range(len(rows)))
+    assert rows[0]["parent_ids"] == "" and rows[-1]["parent_ids"].isdigit()
+    assert out["best"]["fitness"] == max(r["fitness"] for r in rows if r["fitness"] is not None)
+
+
+def test_aging_kills_the_oldest_not_the_worst():
+    s, rows = search(strategy_args={"population": 5, "sample": 2}, max_evaluations=30, dedup="off")
+    s.run()
+    ok = [r for r in rows if r["status"] == "ok"]
+    # the population is the last 5 children, whatever their fitness
+    assert [m.id for m in s.strategy.queue] == [r["id"] for r in ok[-5:]]
+    best_id = max(ok, key=lambda r: r["fitness"])["id"]
+    if best_id not in [r["id"] for r in ok[-5:]]:
+        assert best_id not in s.strategy.alive  # even the best ages out
+
+
+def test_tournament_picks_best_of_sample():
+    s, _ = search(max_evaluations=8, strategy_args={"population": 8, "sample": 3})
+    s.run()
+    pop = list(s.strategy.queue)
+    rng = np.random.default_rng(5)
+    idx = np.random.default_rng(5).integers(len(pop), size=3)
+    assert sel_tournament(pop, 3, rng) is max((pop[i] for i in idx), key=lambda m: m.value)
+    # S = P draws with replacement: the winner is the best of the drawn ones, never worse
+    for seed in range(20):
+        w = sel_tournament(pop, 50, np.random.default_rng(seed))
+        assert w.value == max(m.value for m in pop)
+
+
+class SimClock:
+    """Fake evaluator of random durations on W workers (virtual clock)."""
+
+    def __init__(self, slots, seed=0):
+        self.slots, self.now, self.heap, self.busy_at_poll = slots, 0.0, [], []
+        self.rng = np.random.default_rng(seed)
+
+    def submit(self, job):
+        heapq.heappush(self.heap, (self.now + self.rng.uniform(1, 10), job.id, job))
+
+    def poll(self, timeout=None):
+        self.busy_at_poll.append(len(self.heap))
+        if not self.heap:
+            return []
+        self.now, _, job = heapq.heappop(self.heap)
+        return [score(job)]
+
+    def cancel_all(self):
+        ids = [j.id for _, _, j in self.heap]
+        self.heap.clear()
+        return ids
+
+    def close(self):
+        pass
+
+
+def test_async_keeps_every_worker_busy():
+    ev = SimClock(4)
+    s = Search(ev, "nb201", strategy_args={"population": 10, "sample": 3}, max_evaluations=80, dedup="off")
+    s.run()
+    assert s.trained == 80
+    # no generation barrier: every poll before the budget tail sees all 4 workers busy
+    tail = ev.busy_at_poll[:80 - 4 + 1]
+    assert all(b == 4 for b in tail), ev.busy_at_poll
+
+
+def test_function_evaluator_slots_no_barrier():
+    s, rows = search(slots=4, dedup="off", max_evaluations=40)
+    seen = []
+    orig = s.evaluator.poll
+    s.evaluator.poll = lambda timeout=None: (seen.append(len(s.evaluator._pending)), orig(timeout))[1]
+    s.run()
+    assert seen[:37] == [4] * 37
+
+
+def test_same_seed_same_lineage_and_different_seed_differs():
+    a = search(seed=3, slots=3)[1]
+    s, b = search(seed=3, slots=3)
+    s.run()
+    search_a, rows_a = search(seed=3, slots=3)
+    search_a.run()
+    assert rows_a == b
+    s2, c = search(seed=4, slots=3)
+    s2.run()
+    assert [r["genome"] for r in c] != [r["genome"] for r in b]
+    assert a == []  # not run
+
+
+def test_dedup_reuse_never_retrains():
+    s, rows = search(max_evaluations=60, dedup="reuse", count_duplicates=False,
+                     strategy_args={"population": 4, "sample": 4})
+    s.run()
+    ok = [r for r in rows if r["status"] == "ok"]
+    dup = [r for r in rows if r["status"] == "duplicate"]
+    assert len(ok) == 60 and dup, "greedy aging on a tiny population must produce duplicates"
+    assert len({r["arch_hash"] for r in ok}) == len(ok)
+    first = {r["arch_hash"]: r for r in ok}
+    for r in dup:
+        assert r["fitness"] == first[r["arch_hash"]]["fitness"]
+        assert r["reason"] == f"duplicate of {first[r['arch_hash']]['id']}"
+        assert r["train_seconds"] == 0.0
+
+
+def test_dedup_resample_and_off():
+    s, rows = search(max_evaluations=60, dedup="resample", strategy_args={"population": 4, "sample": 4})
+    s.run()
+    assert len({r["arch_hash"] for r in rows if r["status"] == "ok"}) == sum(r["status"] == "ok" for r in rows)
+    assert s.duplicates < 5  # resampling (20 tries) avoids almost all of them
+    s, rows = search(max_evaluations=60, dedup="off", strategy_args={"population": 4, "sample": 4})
+    s.run()
+    assert all(r["status"] == "ok" for r in rows) and len({r["arch_hash"] for r in rows}) < 60
+
+
+def test_all_duplicate_search_still_ends():
+    # a single-op space: every child is the same network
+    s, rows = search(max_evaluations=10, dedup="reuse", count_duplicates=False, max_children=200,
+                     mutation=["edge_op"], strategy_args={"population": 1, "sample": 1})
+    s.var.sample = lambda rng: NB201Genome(("none",) * 6)
+    s.var.mutate = lambda g, rng: (NB201Genome(("none",) * 6), "edge_op")
+    out = s.run()
+    assert out["stop_reason"] == "max_children" and len(rows) == 200
+
+
+def test_seconds_budget_cancels_in_flight():
+    import time
+
+    class Slow(FunctionEvaluator):
+        def poll(self, timeout=None):
+            time.sleep(min(0.02, timeout or 0.02))
+            return super().poll(timeout)
+
+    ev = Slow(score, slots=4)
+    s = Search(ev, "nb201", max_seconds=0.3, strategy_args={"population": 4, "sample": 2})
+    t = time.monotonic()
+    out = s.run()
+    assert time.monotonic() - t < 1.0 and out["stop_reason"] == "max_seconds"
+    assert out["cancelled"] and not ev._pending
+    assert s.state_dict()["inflight"]  # cancelled jobs are re-run on resume
+
+
+def test_budget_required_and_config_errors():
+    with pytest.raises(ConfigError, match="budget"):
+        Search(FunctionEvaluator(score), "nb201")
+    with pytest.raises(ConfigError, match="dedup"):
+        Search(FunctionEvaluator(score), "nb201", max_evaluations=3, dedup="maybe")
+    with pytest.raises(ConfigError, match="mutation"):
+        Search(FunctionEvaluator(score), "nb201", max_evaluations=3, mutation=["nope"])
+    with pytest.raises(ConfigError, match="weight"):
+        Search(FunctionEvaluator(score), "nb201", max_evaluations=3, mutation=["edge_op:-1"])
+
+
+@pytest.mark.parametrize("slots", [1, 3])
+def test_resume_gives_the_same_lineage(slots):
+    full, rows_full = search(slots=slots, seed=7, max_evaluations=50)
+    full.run()
+    states = []
+    first, rows_first = search(slots=slots, seed=7, max_evaluations=50)
+    first.on_checkpoint = lambda st: states.append(json.dumps(st))
+    first.run()
+    k = 20
+    second, rows_second = search(slots=slots, seed=7, max_evaluations=50)
+    second.load_state_dict(json.loads(states[k]))
+    second.run()
+    assert rows_full[:k + 1] + rows_second == rows_full
+
+
+def test_replay_of_rows_written_after_the_checkpoint():
+    full, rows_full = search(slots=3, seed=9, max_evaluations=40)
+    full.run()
+    states = []
+    a, _ = search(slots=3, seed=9, max_evaluations=40)
+    a.on_checkpoint = lambda st: states.append(json.dumps(st))
+    a.run()
+    k = 15  # killed after row k+3 was written but before its checkpoint
+    calls = []
+    b, rows_b = search(slots=3, seed=9, max_evaluations=40)
+    b.evaluator.submit = (lambda f: lambda job: (calls.append(job.id), f(job)))(b.evaluator.submit)
+    b.load_state_dict(json.loads(states[k]))
+    b.replay(rows_full[k + 1:k + 4])
+    b.run()
+    assert rows_full[:k + 4] + rows_b == rows_full
+    replayed = {r["id"] for r in rows_full[k + 1:k + 4] if r["status"] != "duplicate"}
+    assert not replayed & set(calls)  # their jobs were not run again
+
+
+def test_weights_paths_and_cleanup(tmp_path):
+    def with_weights(job):
+        r = score(job)
+        open(job.weights_out, "w").write("w")
+        r.weights = job.weights_out
+        return r
+
+    jobs = []
+    ev = FunctionEvaluator(lambda j: (jobs.append(j), with_weights(j))[1], slots=2)
+    s = Search(ev, "nb201", max_evaluations=40, strategy_args={"population": 5, "sample": 2},
+               weights_dir=str(tmp_path), inherit="shape", dedup="off")
+    s.run()
+    child = next(j for j in jobs if j.parent_ids)
+    assert child.inherit == "shape" and child.parent_genome is not None
+    assert child.parent_weights == str(tmp_path / f"{child.parent_ids[0]}.safetensors")
+    assert child.weights_out == str(tmp_path / f"{child.id}.safetensors")
+    kept = {p.name for p in tmp_path.iterdir()}
+    expect = {f"{i}.safetensors" for i in list(s.strategy.alive) + [s.best().id]}
+    assert kept == expect
