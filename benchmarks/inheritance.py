@@ -15,7 +15,7 @@ BN running statistics). Data: ``evonas.evaluate.data.load_dataset``; accuracy:
 ``evonas.evaluate.train.accuracy``; the loop is local because the shared one does
 not expose per-epoch checkpoints.
 
-    python benchmarks/inheritance.py --epochs 6 --subset 4500 --seed 0
+    python benchmarks/inheritance.py --epochs 5 --subset 2500 --seed 0
 """
 from __future__ import annotations
 
@@ -70,14 +70,14 @@ def run(model, data, epochs: int, lr: float, seed: int, target: float | None = N
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=DATA)
-    ap.add_argument("--epochs", type=int, default=6, help="parent training epochs E")
+    ap.add_argument("--epochs", type=int, default=5, help="parent training epochs E")
     ap.add_argument("--max-epochs", type=int, default=None, help="child budget (default 2E)")
-    ap.add_argument("--subset", type=int, default=4500, help="training images (<= 4500)")
+    ap.add_argument("--subset", type=int, default=2500, help="training images (<= 4500)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--parent", default="rep.add(sep3x3>leaf,identity>leaf);head=64")
     ap.add_argument("--op", default="identity_to_conv", help="exact tree operator")
-    ap.add_argument("--C", type=int, default=16, help="stage-0 channels")
+    ap.add_argument("--C", type=int, default=8, help="stage-0 channels")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     if not os.path.exists(a.data):

@@ -162,8 +162,10 @@ def _matches(a: nx.DiGraph, b: nx.DiGraph) -> bool:
     for g in (a, b):
         for n in g:
             g.nodes[n]["_label"] = _label(g, n)
+        for u, w, d in g.edges(data=True):  # input order only matters for non-commutative ops
+            d["_slot"] = 0 if OPS.get(g.nodes[w]["op"]).commutative else d.get("order", 0)
     return nx.is_isomorphic(a, b, node_match=lambda x, y: x["_label"] == y["_label"],
-                            edge_match=lambda x, y: x.get("order", 0) == y.get("order", 0))
+                            edge_match=lambda x, y: x["_slot"] == y["_slot"])
 
 
 class HashIndex:

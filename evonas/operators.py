@@ -3,7 +3,9 @@
 A mutation is a plain function ``(genome, rng) -> genome``; a crossover is
 ``(genome_a, genome_b, rng) -> (child_a, child_b)``. ``rng`` is a
 ``numpy.random.Generator``. An operator may declare a weight-transfer rule
-(see ``evonas.inherit``); operators without one inherit weights by shape.
+``transfer(parent_genome, child_genome, parent_state, child_state, rng) -> dict``
+returning the child state-dict entries it inherits (see ``evonas.inherit``);
+operators without one inherit weights by shape.
 """
 from __future__ import annotations
 

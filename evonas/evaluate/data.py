@@ -95,6 +95,8 @@ def load_dataset(spec: str = "digits", root: str = "data", seed: int = 0,
     tr_idx, val_idx = stratified_split(y_tr, val_fraction, rng)
     if max_train is not None and len(tr_idx) > max_train:
         keep, _ = stratified_split(y_tr[tr_idx], 1 - max_train / len(tr_idx), rng)
+        if len(keep) > max_train:  # per-class rounding overshot by a few
+            keep = np.sort(rng.choice(keep, max_train, replace=False))
         tr_idx = tr_idx[keep]
     return _assemble(name, x_tr, y_tr, x_te, y_te, tr_idx, val_idx)
 

@@ -1,0 +1,117 @@
+"""Plug-ins: loading from a file, a module and failures that name the plug-in."""
+import sys
+import textwrap
+
+import pytest
+
+from evonas.errors import PluginError
+from evonas.evaluate.base import FunctionEvaluator, Result
+from evonas.evolve import Search
+from evonas.operators import operators
+from evonas.plugins import load_plugin
+
+HEAD = "import numpy as np\nimport evonas\nfrom evonas.genome.nb201 import NB201Genome\n"
+
+
+def write(tmp_path, name, body):
+    p = tmp_path / f"{name}.py"
+    p.write_text(HEAD + textwrap.dedent(body))
+    return p
+
+
+@pytest.fixture
+def clean():
+    names = []
+    yield names
+    for n in names:
+        operators("nb201").unregister(n)
+
+
+def fit(job):
+    return Result(job.id, "ok", fitness=float(sum(o == "nor_conv_3x3" for o in job.genome.ops)))
+
+
+def test_file_plugin_is_used_and_named_in_lineage(tmp_path, clean):
+    p = write(tmp_path, "all_conv", '''
+        @evonas.register_mutation("nb201", name="t_all_conv")
+        def all_conv(genome, rng):
+            i = int(rng.integers(6))
+            ops = list(genome.ops); ops[i] = "nor_conv_3x3"
+            return NB201Genome(tuple(ops), genome.space)
+    ''')
+    clean.append("t_all_conv")
+    assert load_plugin(str(p)) == ["nb201/t_all_conv"]
+    assert load_plugin(str(p)) == ["nb201/t_all_conv"]  # second load: no-op
+    rows = []
+    Search(FunctionEvaluator(fit), "nb201", mutation=["t_all_conv"], max_evaluations=20, confirm_hash=False,
+           strategy_args={"population": 4, "sample": 2}, on_record=rows.append).run()
+    assert {r["operator"] for r in rows} == {"init", "t_all_conv"}
+
+
+def test_module_plugin(tmp_path, clean, monkeypatch):
+    write(tmp_path, "t_mod_plugin", '''
+        @evonas.register_mutation("nb201", name="t_mod_op", weight=2.0)
+        def op(genome, rng, strength=1):
+            return genome
+    ''')
+    clean.append("t_mod_op")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_plugin("t_mod_plugin") == ["nb201/t_mod_op"]
+    sys.modules.pop("t_mod_plugin", None)
+
+
+@pytest.mark.parametrize("name,body,match", [
+    ("t_broken_import", "import no_such_module_xyz\n", "ModuleNotFoundError"),
+    ("t_syntax", "def f(:\n", "SyntaxError"),
+    ("t_empty", "x = 1\n", "registered no operator"),
+    ("t_wrong_sig", '''
+        @evonas.register_mutation("nb201", name="t_wrong_sig_op")
+        def op(genome):
+            return genome
+     ''', "t_wrong_sig_op must be a function"),
+    ("t_dup", '''
+        @evonas.register_mutation("nb201", name="edge_op")
+        def op(genome, rng):
+            return genome
+     ''', "already registered"),
+])
+def test_load_failures_name_the_plugin(tmp_path, name, body, match):
+    p = write(tmp_path, name, body)
+    with pytest.raises(PluginError, match=match) as e:
+        load_plugin(str(p))
+    assert name in str(e.value)
+    assert "t_wrong_sig_op" not in operators("nb201")  # rolled back
+
+
+def test_missing_file_and_module():
+    with pytest.raises(PluginError, match="nope.py.*file not found"):
+        load_plugin("nope.py")
+    with pytest.raises(PluginError, match="'no_such_plugin_mod'"):
+        load_plugin("no_such_plugin_mod")
+
+
+@pytest.mark.parametrize("body,match", [
+    ("raise RuntimeError('boom')", "t_bad_op raised RuntimeError: boom"),
+    ("return 'not a genome'", "t_bad_op must return a NB201Genome, got str"),
+    ("g = NB201Genome(genome.ops, genome.space); object.__setattr__(g, 'ops', ('bad',) * 6); return g",
+     "t_bad_op returned an invalid genome"),
+])
+def test_misbehaving_operator_raises_plugin_error(tmp_path, clean, body, match):
+    p = write(tmp_path, f"t_bad_{abs(hash(body))}", f'''
+        @evonas.register_mutation("nb201", name="t_bad_op")
+        def op(genome, rng):
+            {body}
+    ''')
+    clean.append("t_bad_op")
+    load_plugin(str(p))
+    s = Search(FunctionEvaluator(fit), "nb201", mutation=["t_bad_op"], max_evaluations=20, confirm_hash=False,
+               strategy_args={"population": 2, "sample": 2})
+    with pytest.raises(PluginError, match=match):
+        s.run()
+
+
+def test_example_plugin_file(clean):
+    from pathlib import Path
+    ex = Path(__file__).resolve().parents[1] / "examples" / "my_mutation.py"
+    clean.append("swap_edges")
+    assert load_plugin(str(ex)) == ["nb201/swap_edges"]

@@ -1,0 +1,133 @@
+"""Every strategy: ends within its budget, is deterministic, does what its docstring says."""
+import time
+
+import pytest
+
+from evonas.evaluate.base import FunctionEvaluator, Result
+from evonas.evolve import STRATEGIES, Search
+from evonas.genome import GENOMES
+
+SCORE = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
+ARGS = {"aging": {"population": 6, "sample": 2}, "generational": {"population": 6},
+        "es": {}, "random": {}, "nsga2": {"population": 6}}
+
+
+def score(job):
+    ops = job.genome.ops
+    return Result(job.id, "ok", fitness=sum(SCORE[o] * (1 + 0.1 * i) for i, o in enumerate(ops)),
+                  params=int(sum(SCORE[o] for o in ops) * 100))
+
+
+def run(strategy, slots=2, **kw):
+    rows = []
+    kw.setdefault("max_evaluations", 30)
+    s = Search(FunctionEvaluator(score, slots=slots), "nb201", strategy=strategy,
+               strategy_args=ARGS[strategy], confirm_hash=False, on_record=rows.append, **kw)
+    return s, s.run(), rows
+
+
+def test_every_strategy_is_registered():
+    assert set(STRATEGIES.names()) >= {"aging", "generational", "es", "random", "nsga2"}
+
+
+@pytest.mark.parametrize("strategy", ["aging", "generational", "es", "random", "nsga2"])
+def test_stops_at_evaluation_budget(strategy):
+    s, out, rows = run(strategy, dedup="off")
+    assert out["evaluations"] + out["duplicates"] == 30 and len(rows) == 30
+    assert out["duplicates"] == 0 or strategy == "es"  # ES neutral drift always reuses
+    s, out, rows = run(strategy, dedup="reuse", count_duplicates=True)
+    assert out["evaluations"] + out["duplicates"] == 30
+
+
+@pytest.mark.parametrize("strategy", ["aging", "generational", "es", "random", "nsga2"])
+def test_stops_at_seconds_budget(strategy):
+    class Slow(FunctionEvaluator):
+        def poll(self, timeout=None):
+            time.sleep(0.005)
+            return super().poll(timeout)
+
+    s = Search(Slow(score, slots=2), "nb201", strategy=strategy, strategy_args=ARGS[strategy],
+               max_seconds=0.15, confirm_hash=False)
+    t = time.monotonic()
+    out = s.run()
+    assert out["stop_reason"] in ("max_seconds", "strategy finished") and time.monotonic() - t < 2.0
+
+
+@pytest.mark.parametrize("strategy", ["aging", "generational", "es", "random", "nsga2"])
+def test_same_seed_same_lineage(strategy):
+    a = run(strategy, seed=11)[2]
+    b = run(strategy, seed=11)[2]
+    c = run(strategy, seed=12)[2]
+    assert a == b and [r["genome"] for r in a] != [r["genome"] for r in c]
+
+
+@pytest.mark.parametrize("strategy", ["generational", "es", "nsga2"])
+def test_resume_equality(strategy):
+    import json
+    full = run(strategy, slots=2, seed=5)[2]
+    states = []
+    s = Search(FunctionEvaluator(score, slots=2), "nb201", strategy=strategy, strategy_args=ARGS[strategy],
+               confirm_hash=False, seed=5, max_evaluations=30, on_checkpoint=lambda st: states.append(json.dumps(st)))
+    s.run()
+    rows = []
+    t = Search(FunctionEvaluator(score, slots=2), "nb201", strategy=strategy, strategy_args=ARGS[strategy],
+               confirm_hash=False, seed=5, max_evaluations=30, on_record=rows.append)
+    t.load_state_dict(json.loads(states[12]))
+    t.run()
+    assert full[:13] + rows == full
+
+
+def test_generational_barrier_and_generations():
+    s, out, rows = run("generational", slots=4, max_evaluations=1000, dedup="off")
+    assert out["stop_reason"] == "strategy finished" and s.strategy.gen == 50
+    gen0 = rows[:6]
+    assert all(r["operator"] == "init" for r in gen0)
+    assert all(r["operator"] != "init" for r in rows[6:])
+
+
+def test_generational_uses_crossover_when_registered():
+    if "genetic-cnn" not in GENOMES:
+        pytest.skip("genetic-cnn genome type not available")
+    rows = []
+
+    def bits(job):
+        return Result(job.id, "ok", fitness=float(sum(map(sum, job.genome.bits))))
+
+    s = Search(FunctionEvaluator(bits), "genetic-cnn", strategy="generational",
+               strategy_args={"population": 10, "generations": 5}, max_evaluations=500,
+               confirm_hash=False, on_record=rows.append, dedup="off")
+    s.run()
+    ops = {r["operator"] for r in rows}
+    assert any("stage_swap" in o for o in ops) and any("bit_flip" in o for o in ops)
+    assert any(";" in r["parent_ids"] for r in rows)  # crossover children have two parents
+
+
+def test_es_forced_and_neutral_mutation():
+    s, out, rows = run("es", slots=2, max_evaluations=60, dedup="reuse")
+    parent_hash = {}
+    for r in rows:
+        parent_hash[r["id"]] = r["arch_hash"]
+    children = [r for r in rows if r["operator"] not in ("init", "neutral")]
+    assert children and all(r["arch_hash"] != parent_hash[int(r["parent_ids"])] for r in children)
+    neutral = [r for r in rows if r["operator"] == "neutral"]
+    assert neutral, "a greedy fitness must trigger neutral drift"
+    for r in neutral:
+        assert r["status"] == "duplicate" and r["arch_hash"] == parent_hash[int(r["parent_ids"])]
+
+
+def test_es_keeps_parent_unless_child_is_as_good():
+    s, out, rows = run("es", slots=2, max_evaluations=40, dedup="off")
+    fit = {r["id"]: r["fitness"] for r in rows}
+    assert s.strategy.parent.value == max(fit.values())
+
+
+def test_nsga2_reports_a_pareto_front():
+    s, out, rows = run("nsga2", max_evaluations=60)
+    front = out["pareto_front"]
+    assert front
+    pts = [(f["fitness"], f["params"]) for f in front]
+    for a in pts:  # no point of the front dominates another
+        assert not any(b != a and b[0] >= a[0] and b[1] <= a[1] for b in pts)
+    evaluated = [(r["fitness"], r["params"]) for r in rows if r["status"] != "failed"]
+    for a in pts:
+        assert not any(b[0] > a[0] and b[1] < a[1] for b in evaluated)

@@ -1,0 +1,92 @@
+"""Training one candidate: real learning on digits, failures as Results, weights."""
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file, safe_open
+
+from evonas.errors import ConfigError
+from evonas.evaluate.base import Job
+from evonas.evaluate.data import load_dataset
+from evonas.evaluate.train import TrainConfig, evaluate_job
+from evonas.genome.nb201 import NB201Genome, NB201Space
+
+TINY = NB201Genome(("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "skip_connect", "avg_pool_3x3",
+                    "nor_conv_3x3"), NB201Space(C=4, N=1))
+CFG = TrainConfig(epochs=1, batch_size=32, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    torch.set_num_threads(1)
+    return load_dataset("digits", seed=0, max_train=500)
+
+
+def test_one_epoch_learns_well_above_chance(digits):
+    r = evaluate_job(Job(1, TINY, seed=0), digits, CFG)
+    assert r.status == "ok", r.reason
+    assert r.fitness > 30.0  # chance is 10%
+    assert r.params > 0 and r.flops > 0 and r.epochs == 1.0 and r.train_seconds > 0
+    assert "test_accuracy" not in r.extra  # the test split is for the final report only
+
+
+def test_same_seed_same_fitness_on_cpu_and_test_only_when_asked(digits):
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.05, test=True)
+    a = evaluate_job(Job(1, TINY, seed=5), digits, cfg)
+    b = evaluate_job(Job(2, TINY, seed=5), digits, cfg)
+    assert a.fitness == b.fitness and a.extra["test_accuracy"] == b.extra["test_accuracy"]
+
+
+def test_nan_loss_fails_with_reason(digits):
+    r = evaluate_job(Job(3, TINY, seed=0), digits, TrainConfig(epochs=1, batch_size=32, lr=1e6))
+    assert r.status == "failed" and r.fitness is None and "non-finite" in r.reason
+
+
+def test_budget_precheck_rejects_without_training(digits, tmp_path):
+    out = tmp_path / "w.safetensors"
+    r = evaluate_job(Job(4, TINY, seed=0, weights_out=str(out)), digits, TrainConfig(max_params=1000))
+    assert r.status == "failed" and "max_params" in r.reason and r.params > 1000
+    assert not out.exists() and r.train_seconds < 1.0
+    r = evaluate_job(Job(4, TINY, seed=0), digits, TrainConfig(max_macs=10))
+    assert r.status == "failed" and "max_macs" in r.reason
+
+
+def test_soft_timeout(digits):
+    r = evaluate_job(Job(5, TINY, seed=0), digits, TrainConfig(epochs=50, batch_size=8, timeout_s=0.2))
+    assert r.status == "failed" and r.reason.startswith("timeout")
+
+
+def test_weights_saved_atomically_and_inherited(digits, tmp_path):
+    path = tmp_path / "parent.safetensors"
+    p = evaluate_job(Job(6, TINY, seed=0, weights_out=str(path)), digits, CFG)
+    assert p.status == "ok" and p.weights == str(path)
+    assert [f.name for f in tmp_path.iterdir()] == ["parent.safetensors"]  # no temp file left
+    state = load_file(path)
+    assert any(k.startswith("nodes.") for k in state) and "head.weight" in state
+    with safe_open(str(path), "pt") as f:
+        assert json.loads(f.metadata()["genome"])["genome"] == TINY.to_string()
+    child = Job(7, TINY, parent_ids=(6,), operator="edge_op", inherit="shape", parent_genome=TINY,
+                parent_weights=str(path), seed=1)
+    c = evaluate_job(child, digits, TrainConfig(epochs=1, batch_size=32, lr=1e-9))
+    assert c.status == "ok" and c.inherited == "shape" and " 0 fresh" in c.extra["inherit"]
+    fresh = evaluate_job(Job(7, TINY, seed=1), digits, TrainConfig(epochs=1, batch_size=32, lr=1e-9))
+    # lr ~ 0: the inheriting child is (up to BN statistics) its trained parent, the fresh one is not
+    assert abs(c.fitness - p.fitness) < 10.0 and c.fitness > fresh.fitness + 10.0
+    missing = Job(8, TINY, inherit="shape", parent_genome=TINY, parent_weights=str(tmp_path / "nope"))
+    m = evaluate_job(missing, digits, CFG)
+    assert m.status == "failed" and "parent weights" in m.reason
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("lr", -1.0), ("optimizer", "rmsprop"),
+                                          ("max_params", 0), ("timeout_s", 0), ("label_smoothing", 1.0)])
+def test_config_validation(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_other_optimizers(digits):
+    for opt in ("adam", "adamw"):
+        r = evaluate_job(Job(9, TINY, seed=0), digits, TrainConfig(optimizer=opt, lr=3e-3, batch_size=64,
+                                                                  schedule="constant", label_smoothing=0.1))
+        assert r.status == "ok" and r.fitness > 15.0

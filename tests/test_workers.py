@@ -1,0 +1,162 @@
+"""Placement parsing and the worker pool: persistence, NaN, killed worker, timeout."""
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from evonas.errors import ConfigError, GenomeError
+from evonas.evaluate.base import Job
+from evonas.evaluate.data import DataSpec
+from evonas.evaluate.devices import cpu_threads, gpu_fraction, parse_devices
+from evonas.evaluate.train import TrainConfig
+from evonas.evaluate.workers import InlineEvaluator, LocalPool
+from evonas.genome.base import Genome, register_genome
+from evonas.genome.nb201 import NB201Genome, NB201Space
+from evonas.graph import add_node, new_graph
+
+TINY = NB201Genome(("nor_conv_3x3",) * 6, NB201Space(C=4, N=1))
+SPEC = DataSpec("digits", seed=0, max_train=300)
+CFG = TrainConfig(epochs=1, batch_size=32, lr=0.05)
+
+
+@dataclass(frozen=True)
+class ScaledSpace:
+    C: int = 4
+
+
+@register_genome("test-scaled")
+@dataclass(frozen=True)
+class ScaledGenome(Genome):
+    """conv-BN whose output is multiplied by ``scale``: a huge scale makes the loss
+    blow up whatever the learning rate (a NaN-producing genome)."""
+    scale: float = 1.0
+    space: ScaledSpace = ScaledSpace()
+    Space = ScaledSpace
+
+    def validate(self):
+        if not isinstance(self.scale, float) or not math.isfinite(self.scale):
+            raise GenomeError("test-scaled", "scale", self.scale, "must be a finite float")
+
+    def to_string(self):
+        return repr(self.scale)
+
+    @classmethod
+    def from_string(cls, s, space=None):
+        return cls(float(s), space or ScaledSpace())
+
+    def decode(self):
+        g = new_graph()
+        x = add_node(g, "conv", "conv_bn", ["input"], C=self.space.C, k=3)
+        x = add_node(g, "scale", "add", [x], weights=[self.scale])
+        add_node(g, "output", "output", [x])
+        return g
+
+
+# --- devices -----------------------------------------------------------------------------
+
+def test_parse_devices_without_cuda():
+    assert parse_devices("cpu") == ["cpu"]
+    assert parse_devices("cpu", workers=3) == ["cpu"] * 3
+    assert parse_devices("cuda", trials_per_device=2, gpu_count=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert parse_devices("cuda:1,3", gpu_count=4) == ["cuda:1", "cuda:3"]
+    assert parse_devices(" CUDA:0 ", trials_per_device=4, gpu_count=1) == ["cuda:0"] * 4
+    assert gpu_fraction(["cuda:0"] * 4) == 0.25 and gpu_fraction(["cpu"]) == 0.0
+    assert cpu_threads(["cpu", "cpu"], cpu_count=8) == 4 and cpu_threads(["cpu"] * 4, cpu_count=2) == 1
+
+
+@pytest.mark.parametrize("kw, needle", [
+    (dict(devices="cuda", gpu_count=0), "no GPU is visible"),
+    (dict(devices="cuda:0,1", gpu_count=1), "GPU 1 does not exist"),
+    (dict(devices="cuda:0,0", gpu_count=2), "listed twice"),
+    (dict(devices="cuda:x", gpu_count=2), "not a number"),
+    (dict(devices="tpu"), "use cpu"),
+    (dict(devices="cpu", workers=0), "--workers"),
+    (dict(devices="cuda", trials_per_device=0, gpu_count=1), "--trials-per-device"),
+    (dict(devices="cuda", workers=2, gpu_count=1), "--workers"),
+])
+def test_parse_devices_errors(kw, needle):
+    with pytest.raises(ConfigError, match=needle):
+        parse_devices(**kw)
+
+
+# --- in-process ----------------------------------------------------------------------------
+
+def test_inline_evaluator_nan_then_continues():
+    torch.set_num_threads(1)
+    ev = InlineEvaluator(SPEC, CFG)
+    ev.submit(Job(1, ScaledGenome(1e30), seed=0))
+    ev.submit(Job(2, TINY, seed=0))
+    ev.submit(Job(3, TINY, seed=0))
+    a, b = ev.poll(), ev.poll()
+    assert a[0].status == "failed" and "non-finite" in a[0].reason
+    assert b[0].status == "ok" and b[0].fitness > 20.0
+    assert ev.cancel_all() == [3] and ev.poll() == []
+
+
+# --- the process pool ----------------------------------------------------------------------
+
+def _collect(pool, n, limit=120.0):
+    out, end = {}, time.monotonic() + limit
+    while len(out) < n and time.monotonic() < end:
+        for r in pool.poll(timeout=end - time.monotonic()):
+            out[r.id] = r
+    assert len(out) == n, f"only {sorted(out)} came back"
+    return out
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = LocalPool(SPEC, CFG, ["cpu"], max_retries=2)
+    yield p
+    p.close()
+
+
+def test_pool_nan_fails_and_worker_continues(pool):
+    pids = pool.pids
+    pool.submit(Job(1, ScaledGenome(1e30), seed=0))
+    pool.submit(Job(2, TINY, seed=0))
+    got = _collect(pool, 2)
+    assert got[1].status == "failed" and "non-finite" in got[1].reason
+    assert got[2].status == "ok" and got[2].fitness > 20.0
+    assert pool.pids == pids and got[1].worker == got[2].worker  # same persistent worker
+
+
+def test_pool_killed_worker_is_replaced_and_trial_retried(pool):
+    pool.submit(Job(3, TINY, seed=0))
+    pid = pool.busy_pid(3)
+    assert pid is not None  # dispatched: the trial is in flight on that worker
+    os.kill(pid, signal.SIGKILL)
+    got = _collect(pool, 1)
+    assert got[3].status == "ok", got[3].reason
+    assert pid not in pool.pids and len(pool.pids) == 1
+
+
+def test_pool_timeout_kills_and_pool_goes_on(pool):
+    pool.timeout_s = 0.05
+    try:
+        pool.submit(Job(4, TINY, seed=0))
+        got = _collect(pool, 1)
+    finally:
+        pool.timeout_s = None
+    assert got[4].status == "failed" and got[4].reason.startswith("timeout")
+    pool.submit(Job(5, TINY, seed=0))
+    assert _collect(pool, 1)[5].status == "ok"
+
+
+def test_pool_gives_up_after_bounded_retries():
+    with LocalPool(SPEC, CFG, ["cpu"], max_retries=0) as p:
+        while not p._workers[min(p._workers)].ready:  # wait for start-up, then kill mid-trial
+            p.poll(0.2)
+        p.submit(Job(6, TINY, seed=0))
+        os.kill(p.busy_pid(6), signal.SIGKILL)
+        r = _collect(p, 1)[6]
+        assert r.status == "failed" and "died" in r.reason and "1 attempts" in r.reason
+        p.submit(Job(7, TINY, seed=0))
+        p.submit(Job(8, TINY, seed=0))
+        assert sorted(p.cancel_all()) == [7, 8]
+        procs = list(p._procs)
+    assert procs and not any(pr.is_alive() for pr in procs)  # close() leaves no children
