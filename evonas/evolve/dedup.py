@@ -3,7 +3,7 @@
 ``genome.arch_hash()`` is isomorphism-invariant, so different genomes of the same
 network share it. A hash match is trusted outright when the genome strings are
 equal; otherwise (``confirm=True``) it is confirmed by an isomorphism check of the
-decoded DAGs (memoised per pair of strings), so a hash collision can never hand
+hash graphs (``Genome.hash_graph``; memoised per pair of strings), so a hash collision can never hand
 one network another's fitness. An unconfirmed match is a new entry.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..graph import _matches
 
 @lru_cache(maxsize=200_000)
 def _same(cls: type, space: Any, a: str, b: str) -> bool:
-    return _matches(cls.from_string(a, space).decode(), cls.from_string(b, space).decode())
+    return _matches(cls.from_string(a, space).hash_graph(), cls.from_string(b, space).hash_graph())
 
 
 class HashCache:

@@ -53,7 +53,8 @@ class Search:
                  max_children: Optional[int] = None, dedup: str = "reuse", count_duplicates: bool = True,
                  confirm_hash: bool = True, resample_tries: int = 20, inherit: str = "none",
                  weights_dir: Optional[str] = None, on_record: Optional[Callable[[dict], Any]] = None,
-                 on_checkpoint: Optional[Callable[[dict], Any]] = None, log_every: int = 10):
+                 on_checkpoint: Optional[Callable[[dict], Any]] = None, log_every: int = 10,
+                 seed_genomes: tuple = ()):
         cls = GENOMES.get(genome_type)
         self.genome_type, self.cls = genome_type, cls
         self.space = space if space is not None else cls.Space()
@@ -74,7 +75,7 @@ class Search:
         self.inherit, self.weights_dir = inherit, weights_dir
         self.on_record, self.on_checkpoint, self.log_every = on_record, on_checkpoint, max(1, log_every)
         self.rng = np.random.default_rng(self.seed)
-        self.var = Variation(cls, self.space, mutation)
+        self.var = Variation(cls, self.space, mutation, seed_genomes)
         self.strategy = STRATEGIES.get(strategy)(self.var, **(strategy_args or {}))
         self.toolbox = make_toolbox(self.var, self.strategy.pareto)
         self.cache = HashCache(confirm_hash)
@@ -342,7 +343,7 @@ class Search:
         return {
             "version": 1, "genome_type": self.genome_type, "space": space_to_dict(self.space),
             "strategy": self.strategy.name, "strategy_state": self.strategy.state_dict(),
-            "rng": self.rng.bit_generator.state,
+            "rng": self.rng.bit_generator.state, "seeds_used": self.var.seeds_used,
             "elapsed": self.elapsed if self._t0 is None else time.monotonic() - self._t0,
             "counters": {k: getattr(self, k) for k in
                          ("next_id", "births", "spent", "trained", "duplicates", "children")},
@@ -367,6 +368,7 @@ class Search:
         self.members = {d["id"]: member_from_dict(d, pareto) for d in state["members"]}
         self.strategy.load_state_dict(state["strategy_state"], self.members)
         self.rng.bit_generator.state = state["rng"]
+        self.var.seeds_used = int(state.get("seeds_used", 0))
         self.elapsed = float(state["elapsed"])
         for k, v in state["counters"].items():
             setattr(self, k, v)

@@ -117,8 +117,15 @@ class Variation:
     """Samples and varies genomes of one type and space, checking every operator
     call (see module docstring). ``mutate`` picks an operator by weight."""
 
-    def __init__(self, genome_cls: type[Genome], space: Any, mutation: Sequence[str] | dict | None = None):
+    def __init__(self, genome_cls: type[Genome], space: Any, mutation: Sequence[str] | dict | None = None,
+                 seeds: Sequence[Genome] = ()):
         self.cls, self.space, self.type = genome_cls, space, genome_cls.type_name
+        # user-given starting genomes (--seed-genome): the first samples, in order
+        self.seeds, self.seeds_used = list(seeds), 0
+        for g in self.seeds:
+            if not isinstance(g, genome_cls) or g.space != space:
+                raise ConfigError("search", "seed_genomes", str(g),
+                                  f"must be a {genome_cls.type_name} genome of the run's space {space}")
         chosen = parse_mutation_spec(self.type, mutation)
         self.ops = [op for op, _ in chosen]
         w = np.array([w for _, w in chosen])
@@ -126,6 +133,9 @@ class Variation:
         self.crossovers = crossovers(self.type)
 
     def sample(self, rng: np.random.Generator) -> Genome:
+        if self.seeds_used < len(self.seeds):
+            self.seeds_used += 1
+            return self.seeds[self.seeds_used - 1]
         return self.cls.sample(rng, self.space)
 
     def mutate(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:

@@ -74,9 +74,16 @@ class Genome:
     def __str__(self) -> str:
         return self.to_string()
 
+    def hash_graph(self) -> nx.DiGraph:
+        """The graph that identifies the network: ``decode()`` by default. A type
+        whose network is a fixed function of a smaller graph and its space (e.g. a
+        cell repeated in a fixed skeleton) returns that smaller graph; hashing and
+        isomorphism confirmation then compare genomes of the same space on it."""
+        return self.decode()
+
     def arch_hash(self) -> str:
         from ..graph import arch_hash
-        return arch_hash(self.decode())
+        return arch_hash(self.hash_graph())
 
 
 def space_to_dict(space: Any) -> dict[str, Any]:

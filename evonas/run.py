@@ -1,0 +1,224 @@
+"""``python -m evonas.run``: run (or resume) a search and write its run directory.
+
+Order of work, so that bad input loses nothing: parse flags -> read the config
+file -> load plug-ins -> check every name, file, dataset and device -> only then
+create (or, on resume, touch) the run directory -> search -> export ``best/``.
+User mistakes exit with code 2 and one line on stderr; Ctrl-C exits 130 with the
+last checkpoint intact (continue with ``--resume RUN_DIR``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .config import Config, add_arguments, check_names, overrides_from_args
+from .errors import ConfigError, EvonasError
+
+EPILOG = """examples:
+  python -m evonas.run --genome tree --population 100
+  python -m evonas.run --genome nb201 --population 10 --sample-size 3 --evaluations 100 \\
+      --benchmark-table ../shared/data/nb201_cifar10.csv
+  python -m evonas.run --genome cgp --strategy es --dataset npz:data.npz --epochs 2
+  python -m evonas.run --resume runs/<name> --evaluations 500
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m evonas.run", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Evolutionary neural architecture search. The default budget "
+                                            f"is {Config().evaluations} evaluations of {Config().epochs} epoch "
+                                            f"each, capped at {Config().time_budget:g} s, on the bundled "
+                                            "8x8 digits: minutes on a 2-core CPU.")
+    p.add_argument("--config", metavar="FILE", help="YAML/JSON file with config keys; flags override it")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped "
+                   "(only budget, hardware and data-path flags may change)")
+    p.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
+    return add_arguments(p)
+
+
+@dataclass
+class Plan:
+    """Everything checked before the run directory is touched."""
+    cfg: Config
+    plugins: list
+    genome_cls: Any
+    space: Any
+    seeds: tuple
+    data: Any  # DataSpec or None for the table evaluator
+    slots: list
+    extra_columns: tuple
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)  # argparse itself exits 2 on malformed flags
+    try:
+        return _run(args, list(sys.argv if argv is None else argv))
+    except EvonasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: the last checkpoint is kept; continue with --resume", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, argv: list) -> int:
+    from .store.rundir import (create_run_dir, load_state, open_for_resume, record_resume, utc_now)
+    overrides = overrides_from_args(args)
+    if args.resume:
+        cfg, paths = open_for_resume(args.resume, overrides, args.config)
+    else:
+        cfg = Config.from_sources(args.config, overrides).resolved(utc_now().replace(":", "").replace("-", "")[:15])
+    plan = _plan(cfg)
+    if args.resume:
+        state = load_state(paths)
+        record_resume(paths, cfg, argv)
+    else:
+        paths, state = create_run_dir(cfg.run_dir, cfg, argv, plan.plugins, plan.extra_columns), None
+    return _search(plan, paths, state, args.quiet)
+
+
+def _plan(cfg: Config) -> Plan:
+    from .evaluate.data import DataSpec
+    from .evaluate.devices import parse_devices
+    from .genome import GENOMES, load_genome
+    from .genome.base import space_from_dict
+    from .plugins import load_plugin
+    plugins = [load_plugin(spec) and spec for spec in cfg.plugins]
+    check_names(cfg)
+    cls = GENOMES.get(cfg.genome)
+    space = space_from_dict(cls, dict(cfg.space))
+    seeds = tuple(load_genome(f) for f in cfg.seed_genomes)
+    for f, g in zip(cfg.seed_genomes, seeds):
+        if g.type_name != cfg.genome or g.space != space:
+            raise ConfigError("config", "seed_genomes", f, f"is a {g.type_name} genome of space {g.space}, "
+                              f"the run searches {cfg.genome} in {space}")
+    if cfg.benchmark_table:
+        from .evaluate.table import TableEvaluator
+        TableEvaluator(cfg.benchmark_table, cfg.fitness_column, cfg.report_column)  # checks file + columns
+        return Plan(cfg, plugins, cls, space, seeds, None, ["table"], (cfg.report_column,))
+    data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
+    data.load()  # a missing file, bad npz or offline download fails here, before any write
+    return Plan(cfg, plugins, cls, space, seeds, data, _slots(cfg, parse_devices), ())
+
+
+def _slots(cfg: Config, parse_devices) -> list:
+    import os
+
+    import torch
+    devices = cfg.devices
+    if devices == "auto":
+        devices = "cuda" if torch.cuda.is_available() else "cpu"
+    if devices == "cpu":
+        return parse_devices("cpu", workers=cfg.workers or max(1, min(os.cpu_count() or 1, 8)))
+    return parse_devices(devices, cfg.trials_per_device, gpu_count=None)
+
+
+def _evaluator(plan: Plan):
+    cfg = plan.cfg
+    if plan.data is None:
+        from .evaluate.table import TableEvaluator
+        return TableEvaluator(cfg.benchmark_table, cfg.fitness_column, cfg.report_column)
+    from .evaluate.train import TrainConfig
+    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+                     max_params=cfg.max_params or None, max_macs=cfg.max_macs or None,
+                     timeout_s=cfg.trial_timeout or None)
+    if cfg.backend == "ray":
+        from .evaluate.ray_backend import RayEvaluator
+        return RayEvaluator(plan.data, tc, plan.slots, address=cfg.ray_address or None)
+    from .evaluate.workers import LocalPool
+    return LocalPool(plan.data, tc, plan.slots)
+
+
+def _strategy_args(cfg: Config) -> dict:
+    if cfg.strategy in ("aging",):
+        return {"population": cfg.population, "sample": cfg.sample_size}
+    if cfg.strategy in ("generational", "nsga2"):
+        return {"population": cfg.population}
+    return {}
+
+
+def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
+    from .evolve import Search
+    from .report import export_best, format_summary, summarize
+    from .lineage import load_lineage
+    from .store.lineage import LineageWriter, read_records
+    from .store.rundir import save_state
+    cfg = plan.cfg
+    rows = read_records(paths.lineage)
+    writer = LineageWriter(paths.lineage, plan.extra_columns)  # repairs a torn last line
+    progress = Progress(cfg.evaluations, quiet, already=len(rows))
+    evaluator = _evaluator(plan)
+    try:
+        search = Search(evaluator, cfg.genome, space=plan.space, strategy=cfg.strategy,
+                        strategy_args=_strategy_args(cfg), mutation=list(cfg.mutations) or None,
+                        seed=cfg.seed, max_evaluations=cfg.evaluations,
+                        max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
+                        weights_dir=None if plan.data is None else str(paths.weights),
+                        on_record=lambda r: (writer.write(r), progress.update(r)),
+                        on_checkpoint=lambda s: save_state(paths, s), seed_genomes=plan.seeds)
+        if state is not None:
+            search.load_state_dict(state)
+        done = state["counters"]["births"] if state else 0
+        search.replay([r for r in rows if int(r["birth"]) >= done])
+        t0 = time.monotonic()
+        summary = search.run()
+        save_state(paths, search.state_dict())
+    finally:
+        progress.close()
+        evaluator.close()
+        writer.close()
+    best = summary.get("best")
+    if best:
+        genome = plan.genome_cls.from_string(best["genome"], plan.space)
+        export_best(paths.root, genome, best.get("weights"), best["fitness"], best["id"])
+    df = load_lineage(paths.lineage)
+    print(format_summary({"run": str(paths.root), "stopped by": summary["stop_reason"],
+                          **summarize(df, search.elapsed)}))
+    if "pareto_front" in summary:
+        print("Pareto front (fitness vs " + search.strategy.objective + "):")
+        for p in summary["pareto_front"]:
+            print(f"  id {p['id']}: fitness {p['fitness']:.4g}, {search.strategy.objective} "
+                  f"{p[search.strategy.objective]:.4g}  {p['genome']}")
+    del t0
+    return 0
+
+
+class Progress:
+    """tqdm bar on a terminal, a plain line every ~5% otherwise."""
+
+    def __init__(self, total: int, quiet: bool, already: int = 0):
+        self.total, self.quiet, self.n = total, quiet, already
+        self.best, self.failed, self.dups = -math.inf, 0, 0
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=already, unit="eval", dynamic_ncols=True)
+        self.every = max(1, total // 20)
+
+    def update(self, row: dict) -> None:
+        self.n += 1
+        status = row.get("status")
+        self.failed += status == "failed"
+        self.dups += status == "duplicate"
+        if status in ("ok", "duplicate") and row.get("fitness") is not None:
+            self.best = max(self.best, float(row["fitness"]))
+        info = f"best {self.best:.4g}, failed {self.failed}, duplicates {self.dups}"
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(info, refresh=False)
+        elif not self.quiet and (self.n % self.every == 0 or self.n == self.total):
+            print(f"[evonas] {self.n}/{self.total} individuals, {info}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
