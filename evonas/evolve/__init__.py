@@ -1,6 +1,6 @@
 """Evolution: DEAP toolbox (``toolbox``), strategies (one module each: ``aging``,
 ``generational``, ``es``, ``random_search``, ``nsga2``) and the ``Search`` engine."""
-from . import aging, es, generational, nsga2, random_search  # noqa: F401  (register strategies)
+from . import aging, aging_novel, es, generational, nsga2, random_search  # noqa: F401  (register strategies)
 from .base import STRATEGIES, Proposal, Strategy, register_strategy
 from .engine import DEDUP, INHERIT, LINEAGE_COLUMNS, Search
 from .toolbox import Member, Variation, parse_mutation_spec

@@ -161,3 +161,42 @@ def mut_edge_op(genome: NB201Genome, rng: np.random.Generator) -> NB201Genome:
     ops = list(genome.ops)
     ops[e] = choices[int(rng.integers(len(choices)))]
     return NB201Genome(tuple(ops), genome.space)
+
+
+@register_mutation("nb201", name="edge_op_by_node", weight=0.0)
+def mut_edge_op_by_node(genome: NB201Genome, rng: np.random.Generator) -> NB201Genome:
+    """NAS-Bench-201's own REA mutation (``mutate_arch_func`` in AutoDL-Projects'
+    ``R_EA.py``): pick a node j in 1..3 uniformly, then one of its j incoming edges
+    uniformly, and give it a different op (uniformly). Edge probabilities in
+    ``EDGES`` order are therefore 1/3, 1/6, 1/6, 1/9, 1/9, 1/9 (``edge_op`` is
+    uniform, 1/6 each). Weight 0: used only when named (``--mutation edge_op_by_node``)."""
+    j = 1 + int(rng.integers(3))
+    e = j * (j - 1) // 2 + int(rng.integers(j))  # edges into node j are EDGES[j(j-1)/2 : j(j+1)/2]
+    choices = [op for op in OPS if op != genome.ops[e]]
+    ops = list(genome.ops)
+    ops[e] = choices[int(rng.integers(len(choices)))]
+    return NB201Genome(tuple(ops), genome.space)
+
+
+def neighbours(genome: NB201Genome) -> list[NB201Genome]:
+    """The 24 single-edge changes of ``genome`` (6 edges x 4 other ops), in order."""
+    out = []
+    for e in range(6):
+        for op in OPS:
+            if op != genome.ops[e]:
+                out.append(NB201Genome(genome.ops[:e] + (op,) + genome.ops[e + 1:], genome.space))
+    return out
+
+
+@register_mutation("nb201", name="edge_op_new_net", weight=0.0)
+def mut_edge_op_new_net(genome: NB201Genome, rng: np.random.Generator) -> NB201Genome:
+    """A single-edge change whose NETWORK differs from the parent's: uniform over the
+    neighbours with ``child.arch_hash() != parent.arch_hash()``. About 15% of
+    ``edge_op``'s children of a random parent are isomorphic to it (e.g. an op changed on an
+    edge whose source carries only zeros, or none <-> a branch that is pruned), so
+    they cost an evaluation (or a duplicate) for nothing. Weight 0: used only when named."""
+    h = genome.arch_hash()
+    fresh = [c for c in neighbours(genome) if c.arch_hash() != h]
+    if not fresh:  # cannot happen in NB201 (edge 0->3 always reaches the output); be safe
+        return mut_edge_op(genome, rng)
+    return fresh[int(rng.integers(len(fresh)))]
