@@ -2,7 +2,10 @@
 
 ``python -m evonas.report RUN_DIR`` prints the summary of a run from its
 ``lineage.csv`` and writes ``RUN_DIR/fitness.png`` (fitness of every individual
-over evaluations, coloured by operator, with the running best).
+over evaluations, coloured by operator, with the running best),
+``RUN_DIR/ancestry.png`` (the ancestry tree of the best individual) and, for
+``nsga2`` runs, ``RUN_DIR/pareto.png`` (fitness vs params and FLOPs, front
+highlighted; the front is also printed).
 
 ``export_best`` writes ``best/genome.json`` (the ``genomes/`` schema, loadable
 with ``evonas.load_genome``), ``best/weights.safetensors`` (a copy of the trained
@@ -146,23 +149,59 @@ def draw_png(g: nx.DiGraph, path: str | Path, dot_file: str | Path | None = None
 
 # --- command line -------------------------------------------------------------------------
 def report(run_dir: str | Path, plots: bool = True) -> str:
-    """The summary text of a run (and ``fitness.png`` when ``plots``)."""
+    """The summary text of a run, plus, when ``plots``: ``fitness.png``,
+    ``ancestry.png`` (the best individual's ancestors) and, for ``nsga2`` runs,
+    the Pareto front (listed in the text and drawn in ``pareto.png``)."""
     root = Path(run_dir)
     if not is_run_dir(root):
         raise ConfigError("report", "run_dir", str(root), "not a run directory (needs config.json and lineage.csv)")
     paths = RunPaths(root)
     df = load_lineage(paths.lineage)
-    text = format_summary(summarize(df, wall_seconds(paths)))
+    summary = summarize(df, wall_seconds(paths))
+    text = format_summary(summary)
+    nsga2 = _strategy(paths) == "nsga2"
+    if nsga2:
+        text += "\n" + _pareto_text(df)
     if plots and len(df):
-        from .plot import fitness_plot
-        fitness_plot(df).save(root / "fitness.png", format="PNG")
-        text += f"\nwrote {root / 'fitness.png'}"
+        from .plot import ancestry_plot, fitness_plot, pareto_plot
+        images = {"fitness.png": fitness_plot(df)}
+        if "best id" in summary:
+            images["ancestry.png"] = ancestry_plot(df, summary["best id"])
+        if nsga2:
+            images["pareto.png"] = pareto_plot(df)
+        for name, img in images.items():
+            _save_png(img, root / name)
+            text += f"\nwrote {root / name}"
     return text
+
+
+def _strategy(paths: RunPaths) -> Optional[str]:
+    try:
+        return read_json(paths.config, str(paths.root)).get("strategy")
+    except (EvonasError, AttributeError):
+        return None
+
+
+def _pareto_text(df: pd.DataFrame) -> str:
+    from .plot import pareto_front
+    lines = []
+    for cost in ("params", "flops"):
+        front = pareto_front(df, cost)
+        lines.append(f"Pareto front (fitness vs {cost}): {len(front)} individuals")
+        lines += [f"  id {int(r['id'])}: fitness {r['fitness']:.4g}, {cost} {int(r[cost])}"
+                  for _, r in front.iterrows()]
+    return "\n".join(lines)
+
+
+def _save_png(img, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp.png")  # atomic: a reader never sees half a PNG
+    img.save(tmp, format="PNG")
+    os.replace(tmp, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evonas.report",
-                                     description="Print the summary of a run and write its fitness plot.")
+                                     description="Print the summary of a run and write its plots (fitness, ancestry, Pareto front).")
     parser.add_argument("run_dir", help="a run directory (runs/<name>)")
     parser.add_argument("--no-plots", action="store_true", help="only print the summary (default: off)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (default: off)")

@@ -1,6 +1,4 @@
 """Data sets: splits (stratified, by seed, never the test split), layouts, errors."""
-import io
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -1,6 +1,5 @@
 """Training one candidate: real learning on digits, failures as Results, weights."""
 import json
-import os
 
 import pytest
 import torch
@@ -90,3 +89,18 @@ def test_other_optimizers(digits):
         r = evaluate_job(Job(9, TINY, seed=0), digits, TrainConfig(optimizer=opt, lr=3e-3, batch_size=64,
                                                                   schedule="constant", label_smoothing=0.1))
         assert r.status == "ok" and r.fitness > 15.0
+
+
+def test_oom_halves_micro_batch_then_gives_up(digits, monkeypatch):
+    import evonas.evaluate.train as tr
+    real = tr._train
+
+    def fake(model, data, cfg, seed, device, micro, t0):  # a GPU that fits 8 samples
+        if micro > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, data, cfg, seed, device, micro, t0)
+    monkeypatch.setattr(tr, "_train", fake)
+    r = evaluate_job(Job(10, TINY, seed=0), digits, TrainConfig(batch_size=32))
+    assert r.status == "ok" and r.extra["micro_batch"] == 8  # 32 -> 16 -> 8, same effective batch
+    r = evaluate_job(Job(11, TINY, seed=0), digits, TrainConfig(batch_size=32, oom_retries=1))
+    assert r.status == "failed" and "out of memory at micro-batch 16" in r.reason

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..compile import compile_graph, cost
+from .. import faults
 from ..errors import ConfigError, EvonasError
 from .base import Job, Result
 from .data import Data
@@ -230,6 +231,7 @@ def _train(model, data: Data, cfg: TrainConfig, seed: int, device: str, micro: i
             opt.step()
             sched.step()
             step += 1
+            faults.point("worker_trial")
             if step % _NAN_CHECK_EVERY == 0 or step == total:
                 _check(bad, epoch, step, cfg, t0)
             elif cfg.timeout_s is not None and time.monotonic() - t0 > cfg.timeout_s:

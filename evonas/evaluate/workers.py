@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
+import pickle
 import threading
 import time
 import weakref
@@ -193,6 +194,16 @@ class LocalPool:
     def __exit__(self, *exc):
         self.close()
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until every worker has loaded its data (True) or ``timeout`` s passed."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not all(w.ready for w in self._workers.values()):
+            if end is not None and time.monotonic() >= end:
+                return False
+            self._pump(_TICK)
+            self._reap()
+        return True
+
     @property
     def pids(self) -> list[int]:
         """Process ids of the current workers (tests kill them to check recovery)."""
@@ -228,6 +239,10 @@ class LocalPool:
                     w.conn.send(job)
                 except (OSError, ValueError):  # died meanwhile: _reap replaces it
                     self._queue.appendleft(job)
+                    continue
+                except (pickle.PicklingError, TypeError, AttributeError) as e:  # e.g. a lambda in a genome
+                    self._done.append(Result(job.id, "failed", worker=f"w{w.wid}@{w.device}",
+                                             reason=f"job cannot be sent to a worker process: {e}"))
                     continue
                 w.job, w.started = job, time.monotonic()
 

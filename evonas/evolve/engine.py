@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .. import faults
 from ..errors import ConfigError
 from ..evaluate.base import Evaluator, Job, Result
 from ..genome.base import GENOMES, space_from_dict, space_to_dict
@@ -197,6 +198,7 @@ class Search:
             self._replay_due.append(_result_from_row(self.replayed[job.id], job))
         else:
             self.evaluator.submit(job)
+            faults.point("driver_inflight")
 
     def _replay_first(self) -> bool:
         """Finish the replayed result due next (by birth); True if one was finished."""
@@ -285,7 +287,9 @@ class Search:
         if m.birth % self.log_every == 0 and self.strategy.alive:
             self.logbook.record(birth=m.birth, **self.stats.compile(list(self.strategy.alive.values())))
         if self.on_record is not None and m.id not in self.replayed:
+            faults.point("before_lineage_row")
             self.on_record(rec)
+            faults.point("after_lineage_row")
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.state_dict())
 

@@ -56,7 +56,9 @@ NONE = "-"  # "no value" in text columns
 
 
 # --- formatting ---------------------------------------------------------------------------
-def format_parent_ids(ids: Iterable[int]) -> str:
+def format_parent_ids(ids: Iterable[int] | str) -> str:
+    if isinstance(ids, str):  # "36" or "3;7" (the engine's form): never iterate characters
+        ids = parse_parent_ids(ids)
     return "[" + ";".join(str(int(i)) for i in ids) + "]"
 
 
@@ -195,24 +197,37 @@ class LineageWriter:
         self.next_birth = max(births) + 1 if births else 0
         self.repaired_bytes = len(data) - good_end if data else 0
         self._fh = open(self.path, "a", newline="", encoding="utf-8")
+        self._unsynced = False
 
-    def write(self, record: Mapping[str, Any]) -> bool:
-        """Append one record, flush and fsync. Returns False (and writes nothing) if
-        a row with this id is already in the file."""
+    def write(self, record: Mapping[str, Any], sync: bool = True) -> bool:
+        """Append one record, flush and (``sync``) fsync. Returns False (and writes
+        nothing) if a row with this id is already in the file. ``sync=False``: the
+        row is in the OS (it survives the process being killed) but reaches the
+        disk only at the next ``sync()``: call that before a checkpoint, so the
+        checkpoint is never ahead of the lineage on disk."""
         rid = int(record["id"])
         if rid in self.ids:
             return False
         self._fh.write(_line(format_row(record, self.extra_columns)))
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self._unsynced = True
+        if sync:
+            self.sync()
         self.ids.add(rid)
         self.next_birth = max(self.next_birth, int(record["birth"]) + 1)
         return True
 
     __call__ = write  # usable directly as the engine's on_record callback
 
+    def sync(self) -> None:
+        """fsync the rows written since the last sync (no-op if none)."""
+        if self._unsynced and not self._fh.closed:
+            os.fsync(self._fh.fileno())
+            self._unsynced = False
+
     def close(self) -> None:
         if not self._fh.closed:
+            self.sync()
             self._fh.close()
 
     def __enter__(self) -> "LineageWriter":

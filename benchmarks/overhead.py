@@ -1,0 +1,106 @@
+"""Engine bookkeeping cost per child (issue 5), microseconds, per genome type.
+
+Fitness is a zero-cost deterministic function of the genome (CRC32 of its string,
+scaled to 0..1), so every microsecond measured is the search machinery's own.
+Columns, median per child after the P initial members (aging, P=100, S=25):
+
+* ``bare``: a minimal aging loop -- deque FIFO, tournament on a numpy Generator,
+  the genome type's registered mutation functions called directly (weighted), the
+  fitness. No validation, no hash, no Member, no lineage: the floor.
+* ``search off``: ``evonas.evolve.Search`` + ``FunctionEvaluator`` with
+  ``dedup='off'``: adds operator checking (``Variation``: type, ``validate``,
+  space), ``arch_hash``, DEAP individual, ids, hall of fame, statistics
+  logbook, the lineage row (``on_record``).
+* ``search reuse``: the CLI default, ``dedup='reuse'`` with ``confirm_hash=True``
+  (hash-cache lookup; an isomorphism check when two different strings share a
+  hash, memoised per pair).
+
+The search columns are the time between consecutive lineage rows (one child each,
+the evaluator's cost included, i.e. the CRC32). Times are this process's CPU time
+(``time.process_time``), so other load on a shared machine does not inflate them;
+wall time is the same on an idle machine. Goal (issue 5): <= 2 ms per child.
+
+    python benchmarks/overhead.py [--children 1000] [--genome nb201 ...] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import zlib
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evonas.evaluate.base import FunctionEvaluator, Result  # noqa: E402
+from evonas.evolve import Search  # noqa: E402
+from evonas.genome import GENOMES  # noqa: E402
+from evonas.operators import mutations  # noqa: E402
+
+P, S = 100, 25
+
+
+def fitness_of(genome) -> float:
+    """Deterministic, ~1 us: CRC32 of the genome string in 0..1."""
+    return zlib.crc32(genome.to_string().encode()) / 2**32
+
+
+def bare_loop(genome_type: str, children: int, seed: int) -> np.ndarray:
+    """Per-child seconds of the minimal aging loop (see module docstring)."""
+    cls = GENOMES.get(genome_type)
+    space = cls.Space()
+    ops = [op for op in mutations(genome_type) if op.weight > 0]
+    p = np.array([op.weight for op in ops]) / sum(op.weight for op in ops)
+    rng = np.random.default_rng(seed)
+    pop = deque()
+    for _ in range(P):
+        g = cls.sample(rng, space)
+        pop.append((fitness_of(g), g))
+    out = np.empty(children)
+    for k in range(children):
+        t = time.process_time()
+        idx = rng.integers(P, size=S)
+        parent = max((pop[i] for i in idx), key=lambda x: x[0])[1]
+        op = ops[int(rng.choice(len(ops), p=p))]
+        child = op.fn(parent, rng)
+        pop.append((fitness_of(child), child))
+        pop.popleft()
+        out[k] = time.process_time() - t
+    return out
+
+
+def search_loop(genome_type: str, children: int, seed: int, dedup: str, confirm: bool) -> tuple[np.ndarray, dict]:
+    """Per-child seconds of the full engine: gaps between consecutive lineage rows."""
+    stamps = []
+    ev = FunctionEvaluator(lambda job: Result(job.id, "ok", fitness=fitness_of(job.genome)))
+    s = Search(ev, genome_type, strategy="aging", strategy_args={"population": P, "sample": S}, seed=seed,
+               max_evaluations=P + children, dedup=dedup, count_duplicates=True, confirm_hash=confirm,
+               on_record=lambda row: stamps.append(time.process_time()))
+    out = s.run()
+    return np.diff(np.array(stamps[P - 1:])), out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--children", type=int, default=1000, help="children timed after the P initial members")
+    ap.add_argument("--genome", action="append", choices=GENOMES.names(), help="default: every registered type")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    print(f"aging P={P} S={S}, {a.children} children per run; median (p90) microseconds per child")
+    print(f"{'genome':<12} {'bare':>14} {'search off':>16} {'search reuse':>16} {'dup frac':>9} {'x bare':>7}")
+    for name in a.genome or GENOMES.names():
+        bare = bare_loop(name, a.children, a.seed) * 1e6
+        off, _ = search_loop(name, a.children, a.seed, "off", False)
+        reuse, out = search_loop(name, a.children, a.seed, "reuse", True)
+        off, reuse = off * 1e6, reuse * 1e6
+        cell = lambda x: f"{np.median(x):.0f} ({np.percentile(x, 90):.0f})"  # noqa: E731
+        print(f"{name:<12} {cell(bare):>14} {cell(off):>16} {cell(reuse):>16} "
+              f"{out['duplicates'] / max(1, out['children']):>9.3f} {np.median(off) / np.median(bare):>7.1f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Trials per minute of real training: 1 vs N CPU workers, and K trials per GPU.
+
+    python benchmarks/throughput.py                       # CPU: 1 and 2 workers
+    python benchmarks/throughput.py --workers 1,2,4 --trials 16 --dataset digits
+    python benchmarks/throughput.py --gpu-k 1,2,4         # also CUDA, K trials per GPU
+
+Every configuration trains the same list of random NB201 genomes (seeded) with the
+same TrainConfig in a fresh ``LocalPool``; worker start-up and one warm-up trial
+per worker are excluded from the timed part (they happen once per search). On
+CUDA the GPU memory still allocated after each trial (``gpu_mem_mb``) is printed
+per configuration: it must not grow from trial to trial (no leak).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evonas.evaluate.base import Job  # noqa: E402
+from evonas.evaluate.data import DataSpec  # noqa: E402
+from evonas.evaluate.devices import parse_devices  # noqa: E402
+from evonas.evaluate.train import TrainConfig  # noqa: E402
+from evonas.evaluate.workers import LocalPool  # noqa: E402
+from evonas.genome.nb201 import NB201Genome, NB201Space  # noqa: E402
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_10k.npz"
+
+
+def run(slots: list[str], spec: DataSpec, cfg: TrainConfig, genomes: list) -> dict:
+    t0 = time.monotonic()
+    with LocalPool(spec, cfg, slots) as pool:
+        pool.wait_ready()
+        startup = time.monotonic() - t0
+        for i in range(len(slots)):  # warm-up: first-call overheads of each worker
+            pool.submit(Job(-1 - i, genomes[0], seed=0))
+        _drain(pool, len(slots))
+        t1 = time.monotonic()
+        for i, g in enumerate(genomes):
+            pool.submit(Job(i, g, seed=i))
+        results = _drain(pool, len(genomes))
+        wall = time.monotonic() - t1
+    ok = [r for r in results if r.status == "ok"]
+    mem = [round(r.extra["gpu_mem_mb"], 1) for r in sorted(results, key=lambda r: r.id) if "gpu_mem_mb" in r.extra]
+    return {"slots": len(slots), "device": slots[0], "startup_s": startup, "wall_s": wall,
+            "per_min": 60 * len(results) / wall, "ok": len(ok), "n": len(results),
+            "mean_acc": float(np.mean([r.fitness for r in ok])) if ok else float("nan"), "gpu_mem_mb": mem}
+
+
+def _drain(pool, n):
+    out = []
+    while len(out) < n:
+        out += pool.poll(timeout=600)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = f"npz:{SHARED_MNIST}" if SHARED_MNIST.exists() else "digits"
+    ap.add_argument("--dataset", default=default)
+    ap.add_argument("--max-train", type=int, default=2000, help="training samples per trial")
+    ap.add_argument("--trials", type=int, default=8, help="timed trials per configuration")
+    ap.add_argument("--workers", default="1,2", help="CPU worker counts to compare")
+    ap.add_argument("--gpu-k", default="", help="trials per GPU to compare, e.g. 1,2,4 (needs CUDA)")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--C", type=int, default=8, help="NB201 stem channels")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads per CPU worker (0: cores / workers; 1 on a busy machine)")
+    a = ap.parse_args(argv)
+    spec = DataSpec(a.dataset, root="data", seed=a.seed, max_train=a.max_train)
+    rng = np.random.default_rng(a.seed)
+    genomes = [NB201Genome.sample(rng, NB201Space(C=a.C, N=1)) for _ in range(a.trials)]
+    cores = len(os.sched_getaffinity(0))
+    print(f"dataset {a.dataset} (max_train {a.max_train}), {a.trials} trials of NB201 C={a.C} N=1, "
+          f"{a.epochs} epoch(s), batch {a.batch_size}; {cores} CPU cores visible")
+    rows = []
+    for n in [int(x) for x in a.workers.split(",") if x]:
+        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=a.threads or max(1, cores // n))
+        rows.append(run(parse_devices("cpu", workers=n), spec, cfg, genomes))
+    for k in [int(x) for x in a.gpu_k.split(",") if x]:
+        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size)
+        rows.append(run(parse_devices("cuda:0", trials_per_device=k), spec, cfg, genomes))
+    base = rows[0]["per_min"] if rows else 1.0
+    print(f"{'device':8} {'slots':>5} {'startup s':>9} {'timed s':>8} {'trials/min':>10} {'speedup':>7} "
+          f"{'ok':>5} {'val acc':>7}  gpu MB after each trial")
+    for r in rows:
+        print(f"{r['device']:8} {r['slots']:5d} {r['startup_s']:9.1f} {r['wall_s']:8.1f} {r['per_min']:10.2f} "
+              f"{r['per_min'] / base:7.2f} {r['ok']:2d}/{r['n']:<2d} {r['mean_acc']:7.2f}  {r['gpu_mem_mb'] or ''}")
+
+
+if __name__ == "__main__":
+    main()

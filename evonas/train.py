@@ -1,0 +1,132 @@
+"""``python -m evonas.train GENOME.json --epochs N``: final evaluation of one genome.
+
+Retrains the genome from scratch (fresh initialisation from ``--seed``, no
+inheritance) on the training split and reports, once, the accuracy on the
+validation split (the search's fitness) and on the *test* split (never used by
+the search). ``GENOME.json`` is a ``genomes/`` file or a run's
+``best/genome.json``. Writes ``--out`` (default ``runs/train-<file stem>-s<seed>``):
+
+* ``weights.safetensors``: the trained state dict (metadata: genome, fitness);
+* ``result.json``: genome, dataset, training settings, ``val_accuracy`` and
+  ``test_accuracy`` (percent, 0..100), ``params``, ``macs`` (multiply-accumulates
+  of one forward pass of one image), ``train_seconds``, ``status`` and ``reason``.
+
+Bad input (missing file, bad genome, bad flag values, unknown dataset) exits with
+code 2 and one line on stderr, before anything is written. A genome that cannot
+be trained (over budget, NaN loss) writes ``result.json`` with status ``failed``
+and exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .errors import ConfigError, EvonasError
+
+
+def parser() -> argparse.ArgumentParser:
+    from .run import OneLineParser
+    p = OneLineParser(prog="python -m evonas.train",
+                                description="Retrain a genome from scratch and evaluate it on the test split.")
+    p.add_argument("genome", metavar="GENOME.json", help="genome file (genomes/ schema, e.g. RUN/best/genome.json)")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs (>= 1; default: 10)")
+    p.add_argument("--dataset", default="digits", help="dataset spec as in evonas.run (default: digits)")
+    p.add_argument("--data-root", default="data", help="directory of downloaded datasets (default: data)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the training split held out as validation, 0 < f < 1 (default: 0.2, "
+                        "as evonas.run)")
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size (>= 1; default: 64)")
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate, cosine decay (> 0; default: 0.05)")
+    p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw"), help="optimizer (default: sgd)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and batch order "
+                   "(>= 0; default: 0)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/train-<stem>-s<seed>)")
+    return p
+
+
+def retrain(genome_file: str | Path, epochs: int, dataset: str = "digits", data_root: str = "data",
+            val_fraction: float = 0.2, batch_size: int = 64, lr: float = 0.05, optimizer: str = "sgd",
+            seed: int = 0, device: str = "cpu", out: Optional[str | Path] = None) -> dict[str, Any]:
+    """Train ``genome_file`` for ``epochs`` and return the result dict (also
+    written to ``out/result.json``, with the weights next to it). Raises an
+    ``EvonasError`` for bad input before writing anything."""
+    from .evaluate.base import Job
+    from .evaluate.data import DataSpec
+    from .evaluate.train import TrainConfig, evaluate_job
+    from .genome import load_genome
+    if seed < 0:
+        raise ConfigError("train", "seed", seed, "must be >= 0")
+    if not 0 < val_fraction < 1:
+        raise ConfigError("train", "val_fraction", val_fraction, "must be strictly between 0 and 1")
+    genome = load_genome(genome_file)
+    tc = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, test=True)
+    device = _device(device)
+    data = DataSpec(dataset, data_root, seed, val_fraction).load().to(device)
+    out = Path(out) if out else Path("runs") / f"train-{Path(genome_file).stem}-s{seed}"
+    if out.exists() and not out.is_dir():
+        raise ConfigError("train", "out", str(out), "exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / "weights.safetensors"
+    weights.unlink(missing_ok=True)  # never pair stale weights with a new result
+    res = evaluate_job(Job(0, genome, seed=seed, weights_out=str(weights)), data, tc, device)
+    result = {"genome_file": str(genome_file), "type": genome.type_name, "genome": genome.to_string(),
+              "space": genome.to_dict().get("space"), "arch_hash": genome.arch_hash(),
+              "dataset": dataset, "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+              "optimizer": optimizer, "val_fraction": val_fraction, "device": device,
+              "train_samples": len(data.y_train), "val_samples": len(data.y_val),
+              "test_samples": len(data.y_test), "status": res.status, "reason": res.reason,
+              "val_accuracy": res.fitness, "test_accuracy": res.extra.get("test_accuracy"),
+              "params": res.params, "macs": res.flops, "train_seconds": round(res.train_seconds, 3),
+              "weights": str(weights) if res.weights else None, "out": str(out)}
+    from .store.rundir import atomic_write_text
+    atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _device(device: str) -> str:
+    import torch
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError("train", "device", device, "not a torch device (e.g. cpu, cuda, cuda:0)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train", "device", device, "CUDA is not available on this machine")
+    return str(dev)
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        r = retrain(args.genome, args.epochs, args.dataset, args.data_root, args.val_fraction,
+                    args.batch_size, args.lr, args.optimizer, args.seed, args.device, args.out)
+    except EvonasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    print(f"genome         {r['type']} {r['genome']}")
+    print(f"dataset        {r['dataset']} ({r['train_samples']} train / {r['val_samples']} val / "
+          f"{r['test_samples']} test), {r['epochs']} epochs, seed {r['seed']}")
+    print(f"val accuracy   {_fmt(r['val_accuracy'], '.2f')} %")
+    print(f"test accuracy  {_fmt(r['test_accuracy'], '.2f')} %")
+    print(f"params         {_fmt(r['params'], ',')}")
+    print(f"MACs           {_fmt(r['macs'], ',')}")
+    print(f"train time     {r['train_seconds']:.1f} s")
+    print(f"wrote          {Path(r['out']) / 'result.json'}" + (f", {r['weights']}" if r["weights"] else ""))
+    if r["status"] != "ok":
+        print(f"error: training failed: {r['reason']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

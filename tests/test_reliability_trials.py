@@ -1,0 +1,147 @@
+"""Bad trials and worker faults at the CLI level, with real training (digits, tiny
+NB201 cells, one epoch, worker processes) and a plug-in failure (table).
+
+The pool's own retry/timeout logic is unit-tested in test_workers.py; here the
+whole run is checked: each bad trial is a lineage row with status ``failed`` and
+a reason, the run goes on and exits 0; a worker SIGKILLed mid-trial is replaced
+and the trial retried; a driver SIGKILLed mid-run resumes to the same lineage as
+an uninterrupted run.
+"""
+import os
+import signal
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evonas import faults
+from evonas import run as cli
+
+TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_cifar10.csv"
+TINY = ["--genome", "nb201", "--space", "C=4", "--space", "N=1", "--epochs", "1", "--batch-size", "256",
+        "--population", "2", "--sample-size", "1", "--seed", "1", "--quiet"]
+
+
+def forked(args, fault=None, env=None, every_s=0.0):
+    """``evonas.run.main(args)`` in a forked child; ``env`` is added to its environment
+    (inherited by its worker processes, so EVONAS_FAULT reaches them). -9 = SIGKILL."""
+    pid = os.fork()
+    if pid == 0:
+        rc = 99
+        try:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.environ.update(env or {})
+            faults.configure(fault)
+            cli.CHECKPOINT_EVERY_S = every_s
+            rc = cli.main(args)
+        finally:
+            os._exit(rc)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def rows(d):
+    return pd.read_csv(Path(d) / "lineage.csv")
+
+
+def test_worker_killed_mid_trial_is_retried_neighbour_unaffected(tmp_path):
+    """Two workers; the first trial step anywhere SIGKILLs its worker (once, across
+    processes): that trial is retried on a fresh worker, every trial ends ok."""
+    d, marker = tmp_path / "run", tmp_path / "fired"
+    env = {"EVONAS_FAULT": "worker_trial:2", "EVONAS_FAULT_ONCE": str(marker)}
+    assert forked([*TINY, "--evaluations", "3", "--workers", "2", "--run-dir", str(d)], env=env) == 0
+    assert marker.exists()  # the fault really fired in a worker
+    df = rows(d)
+    assert len(df) == 3 and df["id"].is_unique
+    assert (df["status"] != "failed").all(), df[["status", "reason"]]
+
+
+def test_worker_killed_every_time_fails_with_reason_run_continues(tmp_path):
+    d = tmp_path / "run"
+    env = {"EVONAS_FAULT": "worker_trial:1"}  # every worker dies at its first step
+    assert forked([*TINY, "--evaluations", "1", "--workers", "1", "--run-dir", str(d)], env=env) == 0
+    df = rows(d)
+    assert len(df) == 1 and df["status"].tolist() == ["failed"]
+    assert "worker process died" in df["reason"][0] and "gave up after 3 attempts" in df["reason"][0]
+
+
+@pytest.mark.parametrize("flags, env, needle", [
+    (["--max-params", "10"], {}, "over budget"),
+    (["--lr", "1e30"], {}, "non-finite loss"),
+    (["--trial-timeout", "1"], {"EVONAS_FAULT": "worker_trial:1:sleep=2"}, "timeout"),
+])
+def test_bad_trial_recorded_failed_run_continues(tmp_path, flags, env, needle):
+    d = tmp_path / "run"
+    assert forked([*TINY, *flags, "--evaluations", "2", "--workers", "1", "--run-dir", str(d)], env=env) == 0
+    df = rows(d)
+    assert len(df) == 2 and (df["status"] == "failed").all()
+    assert all(needle in r for r in df["reason"]), df["reason"].tolist()
+    assert (d / "state.json").exists()
+
+
+def test_hanging_trial_is_killed_by_the_pool(tmp_path):
+    """A trial that never returns (sleeps forever inside the training loop): the pool's
+    hard limit (1.5 x trial_timeout + 10 s) kills its worker; recorded failed."""
+    d = tmp_path / "run"
+    env = {"EVONAS_FAULT": "worker_trial:1:hang"}
+    assert forked([*TINY, "--trial-timeout", "0.2", "--evaluations", "1", "--workers", "1",
+                   "--run-dir", str(d)], env=env) == 0
+    df = rows(d)
+    assert df["status"].tolist() == ["failed"] and "timeout: worker killed" in df["reason"][0]
+
+
+def test_driver_kill9_with_training_resumes_to_same_lineage(tmp_path):
+    """One worker, real training: kill the driver after the 2nd row, resume, compare
+    with an uninterrupted run of the same seed (timing/worker columns aside)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = [*TINY, "--evaluations", "4", "--workers", "1"]
+    assert forked([*args, "--run-dir", str(a)]) == 0
+    assert forked([*args, "--run-dir", str(b)], "after_lineage_row:2") == -signal.SIGKILL
+    assert len(rows(b)) == 2
+    assert forked(["--resume", str(b), "--quiet"]) == 0
+    drop = ["train_seconds", "worker"]
+    pd.testing.assert_frame_equal(rows(b).drop(columns=drop), rows(a).drop(columns=drop))
+    assert sorted(p.name for p in (b / "best").iterdir()) == sorted(p.name for p in (a / "best").iterdir())
+
+
+PLUGIN = """
+import evonas
+from evonas.genome.nb201 import mut_edge_op as _base
+
+CALLS = [0]
+
+@evonas.register_mutation("nb201", name="flaky_edge")
+def flaky_edge(genome, rng):
+    CALLS[0] += 1
+    if BROKEN and CALLS[0] >= 5:
+        raise RuntimeError("bug in user operator")
+    return _base(genome, rng)
+
+BROKEN = {broken}
+"""
+
+
+@pytest.mark.skipif(not TABLE.exists(), reason="needs ../shared/data/nb201_cifar10.csv")
+def test_plugin_operator_exception_exit_2_checkpoint_intact_then_resume(tmp_path):
+    """A user operator raising mid-run: exit 2 (PluginError naming it), the run dir
+    stays consistent; after fixing the plug-in file, --resume completes the run
+    without duplicating or losing rows."""
+    import json
+    plugin = tmp_path / "my_ops.py"
+    plugin.write_text(textwrap.dedent(PLUGIN.format(broken=True)))
+    d = tmp_path / "run"
+    args = ["--genome", "nb201", "--population", "6", "--sample-size", "2", "--evaluations", "20",
+            "--benchmark-table", str(TABLE), "--plugin", str(plugin), "--mutation", "flaky_edge",
+            "--run-dir", str(d), "--quiet"]
+    assert forked(args) == 2
+    state = json.loads((d / "state.json").read_text())  # intact, valid JSON
+    first = rows(d)
+    assert state["counters"]["births"] == len(first) and first["id"].is_unique
+    plugin.write_text(textwrap.dedent(PLUGIN.format(broken=False)))
+    assert forked(["--resume", str(d), "--quiet"]) == 0
+    df = rows(d)
+    assert len(df) == 20 and df["id"].is_unique and df["birth"].tolist() == list(range(20))
+    pd.testing.assert_frame_equal(df.head(len(first)), first)
