@@ -31,8 +31,8 @@ fitness is ONE random training seed's 12-epoch accuracy (``is_random=True``),
 ours the seed average (less noise: if anything it helps selection); (2) the time
 budget, which buys more evaluations of cheap (pool/skip-heavy) cells.
 
-Ours: ``aging-novel-best`` = P=10, no duplicates ever proposed, parent = the
-population's best (``greedy=1``), mutation ``edge_op_by_node``; same 100 counted
+Ours: strategy ``aging-novel-best`` = P=10, no duplicates ever proposed, parent =
+the population's best (``aging-novel`` with ``greedy=1``), mutation ``edge_op_by_node``; same 100 counted
 evaluations, duplicates impossible (see ``evonas/evolve/aging_novel.py``).
 
 "s" / "cpu s": wall and CPU seconds of the ``--seeds`` runs (hitting runs excluded).
@@ -76,7 +76,7 @@ PRESETS = {  # name -> (strategy, strategy_args, mutation, dedup, count_duplicat
     "aging-resample": ("aging", REA, REF_MUT, "resample", True),
     "random-dedup": ("random", {}, None, "reuse", False),
     "aging-novel": ("aging-novel", REA, REF_MUT, "off", True),
-    "aging-novel-best": ("aging-novel", {**REA, "greedy": 1.0}, REF_MUT, "off", True),
+    "aging-novel-best": ("aging-novel-best", REA, REF_MUT, "off", True),  # = aging-novel, greedy=1
 }
 DEFAULT = ["aging", "random", "aging-dedup", "aging-resample", "aging-novel", "aging-novel-best"]
 PAPER = {"aging": "93.92 ± 0.30 (REA)", "random": "93.70 ± 0.36 (RS)"}

@@ -110,6 +110,13 @@ def test_aging_novel_greedy_mutates_the_population_best():
         assert rows[k]["parent_ids"] == str(best["id"])
 
 
+def test_aging_novel_best_is_aging_novel_with_greedy_one():
+    a = search(strategy="aging-novel-best", strategy_args={"population": 6, "sample": 2}, seed=3)
+    b = search(strategy_args={"population": 6, "sample": 2, "greedy": 1.0}, seed=3)
+    a[0].run(), b[0].run()
+    assert a[1] == b[1] and a[0].strategy.greedy == 1.0
+
+
 def test_aging_novel_resume_gives_the_same_lineage():
     full, rows_full = search(seed=5, strategy_args={"population": 8, "sample": 3, "greedy": 0.5})
     full.run()

@@ -111,7 +111,7 @@ def _collect(pool, n, limit=120.0):
 
 @pytest.fixture(scope="module")
 def pool():
-    p = LocalPool(SPEC, CFG, ["cpu"], max_retries=2)
+    p = LocalPool(SPEC, CFG, ["cpu"], max_retries=2, startup_timeout_s=180.0)  # a stuck start fails fast
     yield p
     p.close()
 

@@ -94,3 +94,13 @@ class AgingNovel(Aging):
     def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
         super().load_state(d, members)
         self.seen = set(d["seen"])
+
+
+@register_strategy("aging-novel-best")
+class AgingNovelBest(AgingNovel):
+    """``aging-novel`` with ``greedy=1`` by default (always mutate the population's
+    best; ``sample`` is then unused), under its own name so a CLI run can pick it."""
+
+    def __init__(self, variation: Variation, population: int = 100, sample: int = 25, tries: int = 100,
+                 greedy: float = 1.0):
+        super().__init__(variation, population, sample, tries, greedy)
