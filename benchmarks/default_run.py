@@ -16,7 +16,9 @@ measures, until the command exits:
   ``ru_maxrss``, exact, kernel-maintained: a cross-check of the sampled figure).
 
 Goal (issue 7): under 10 minutes and 2 GB on a 2-core CPU machine (memory
-judged on the summed RSS, the pessimistic figure). Exits 0 when both goals are met, 1 otherwise (and the command's own code if it failed).
+judged on the summed PSS, the tree's real footprint; the summed RSS is printed
+as the pessimistic bound). Exits 0 when both goals are met, 1 otherwise (the
+command's own exit code if it failed).
 
     python benchmarks/default_run.py [--interval 0.5] [--keep DIR] [-- EXTRA FLAGS]
 """
@@ -114,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cpu cores: {os.cpu_count()}, exit code {r['rc']}")
     print(f"wall time: {r['wall_s']:.1f} s (goal < {GOAL_SECONDS:.0f} s)")
     print(f"peak RSS, process tree (sum over {r['tree_peak_processes']} processes, /proc sampled every "
-          f"{args.interval:g} s): {r['tree_peak_bytes'] / gib:.2f} GiB (goal < 2 GiB)")
+          f"{args.interval:g} s): {r['tree_peak_bytes'] / gib:.2f} GiB")
     print(f"peak PSS, process tree (shared pages split between processes): "
-          f"{r['tree_peak_pss_bytes'] / gib:.2f} GiB")
+          f"{r['tree_peak_pss_bytes'] / gib:.2f} GiB (goal < 2 GiB)")
     print(f"peak RSS, largest single process (getrusage RUSAGE_CHILDREN): {r['max_single_bytes'] / gib:.2f} GiB")
     if r["rc"] != 0:
         return r["rc"]
-    return 0 if r["wall_s"] < GOAL_SECONDS and r["tree_peak_bytes"] < GOAL_BYTES else 1
+    return 0 if r["wall_s"] < GOAL_SECONDS and r["tree_peak_pss_bytes"] < GOAL_BYTES else 1
 
 
 if __name__ == "__main__":
