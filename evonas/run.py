@@ -158,7 +158,7 @@ def _evaluator(plan: Plan):
 
 
 def _strategy_args(cfg: Config) -> dict:
-    if cfg.strategy in ("aging",):
+    if cfg.strategy in ("aging", "aging-novel", "aging-novel-best"):
         return {"population": cfg.population, "sample": cfg.sample_size}
     if cfg.strategy in ("generational", "nsga2"):
         return {"population": cfg.population}

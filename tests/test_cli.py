@@ -294,3 +294,22 @@ def test_train_bad_input_exit_2(tmp_path, capsys, argv):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error:"), err
     assert not (tmp_path / "out").exists()
+
+
+# --- small pieces the commands rely on -----------------------------------------------------------
+def test_engine_parent_ids_string_is_not_split_into_digits():
+    from evonas.store.lineage import format_parent_ids
+    assert format_parent_ids("36") == "[36]" and format_parent_ids("3;17") == "[3;17]"
+    assert format_parent_ids((36,)) == "[36]" and format_parent_ids("") == "[]"
+
+
+def test_pareto_front_and_ancestry_graph():
+    from evonas.plot import ancestry_graph, pareto_front
+    df = pd.DataFrame({"id": [0, 1, 2, 3, 4, 5], "status": ["ok", "ok", "ok", "failed", "ok", "duplicate"],
+                       "fitness": [50.0, 60.0, 55.0, None, 70.0, 70.0],
+                       "params": pd.array([100, 100, 300, 50, 400, 10], dtype="Int64"),
+                       "parent_ids": [(), (), (1,), (1,), (2, 0), (4,)], "operator": ["init"] * 2 + ["m"] * 4})
+    assert list(pareto_front(df, "params")["id"]) == [1, 4]  # 0 and 2 dominated; failed/duplicate not ok
+    g = ancestry_graph(df, 4)
+    assert set(g.edges) == {(1, 2), (2, 4), (0, 4)} and g.nodes[4]["fitness"] == 70.0
+    assert set(ancestry_graph(df, 4, max_nodes=2)) == {4, 2}
