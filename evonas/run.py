@@ -158,11 +158,14 @@ def _evaluator(plan: Plan):
 
 
 def _strategy_args(cfg: Config) -> dict:
-    if cfg.strategy in ("aging", "aging-novel", "aging-novel-best"):
-        return {"population": cfg.population, "sample": cfg.sample_size}
-    if cfg.strategy in ("generational", "nsga2"):
-        return {"population": cfg.population}
-    return {}
+    """Population and tournament size, for the strategies whose constructor takes
+    them (plug-in strategies included)."""
+    import inspect
+
+    from .evolve.base import STRATEGIES
+    accepted = inspect.signature(STRATEGIES.get(cfg.strategy).__init__).parameters
+    offered = {"population": cfg.population, "sample": cfg.sample_size}
+    return {k: v for k, v in offered.items() if k in accepted}
 
 
 def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
