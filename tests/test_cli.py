@@ -145,7 +145,7 @@ def test_digits_run(digits_run, genome, strategy):
 
 
 @needs_table
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", STRATEGIES + ("aging-novel", "aging-novel-best"))
 def test_table_run_and_resume(tmp_path, strategy):
     """A run stopped early and resumed with a larger budget makes the same
     individuals, in the same order, as one straight run of the same seed."""

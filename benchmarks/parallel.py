@@ -1,14 +1,17 @@
 """Trials per minute of real training: 1 vs N CPU workers, and K trials per GPU.
 
-    python benchmarks/throughput.py                       # CPU: 1 and 2 workers
-    python benchmarks/throughput.py --workers 1,2,4 --trials 16 --dataset digits
-    python benchmarks/throughput.py --gpu-k 1,2,4         # also CUDA, K trials per GPU
+    python benchmarks/parallel.py                       # CPU: 1 and 2 workers
+    python benchmarks/parallel.py --workers 1,2,4 --trials 16 --dataset digits
+    python benchmarks/parallel.py --gpu-k 1,2,4         # also CUDA, K trials per GPU
+    python benchmarks/parallel.py --workers 1 --trials 50 --dataset digits   # leak check
 
 Every configuration trains the same list of random NB201 genomes (seeded) with the
 same TrainConfig in a fresh ``LocalPool``; worker start-up and one warm-up trial
 per worker are excluded from the timed part (they happen once per search). On
 CUDA the GPU memory still allocated after each trial (``gpu_mem_mb``) is printed
-per configuration: it must not grow from trial to trial (no leak).
+per configuration: it must not grow from trial to trial (no leak). On every
+device the resident memory (RSS) of the worker processes is sampled after each
+result: "rss@5" vs "rss@end" (MB, summed over workers) is the host-side leak check.
 """
 from __future__ import annotations
 
@@ -43,20 +46,37 @@ def run(slots: list[str], spec: DataSpec, cfg: TrainConfig, genomes: list) -> di
         t1 = time.monotonic()
         for i, g in enumerate(genomes):
             pool.submit(Job(i, g, seed=i))
-        results = _drain(pool, len(genomes))
+        results, rss = _drain(pool, len(genomes), sample=True)
         wall = time.monotonic() - t1
     ok = [r for r in results if r.status == "ok"]
     mem = [round(r.extra["gpu_mem_mb"], 1) for r in sorted(results, key=lambda r: r.id) if "gpu_mem_mb" in r.extra]
     return {"slots": len(slots), "device": slots[0], "startup_s": startup, "wall_s": wall,
             "per_min": 60 * len(results) / wall, "ok": len(ok), "n": len(results),
-            "mean_acc": float(np.mean([r.fitness for r in ok])) if ok else float("nan"), "gpu_mem_mb": mem}
+            "mean_acc": float(np.mean([r.fitness for r in ok])) if ok else float("nan"), "gpu_mem_mb": mem,
+            "rss5": rss[min(4, len(rss) - 1)] if rss else float("nan"), "rss_end": rss[-1] if rss else float("nan")}
 
 
-def _drain(pool, n):
-    out = []
+def _drain(pool, n, sample=False):
+    """Collect ``n`` results; with ``sample``, also the workers' summed RSS (MB)
+    after each result."""
+    out, rss = [], []
     while len(out) < n:
-        out += pool.poll(timeout=600)
-    return out
+        got = pool.poll(timeout=600)
+        out += got
+        if sample:
+            rss += [_rss_mb(pool.pids)] * len(got)
+    return (out, rss) if sample else out
+
+
+def _rss_mb(pids) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                total += next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total / 1024
 
 
 def main(argv=None) -> None:
@@ -89,10 +109,11 @@ def main(argv=None) -> None:
         rows.append(run(parse_devices("cuda:0", trials_per_device=k), spec, cfg, genomes))
     base = rows[0]["per_min"] if rows else 1.0
     print(f"{'device':8} {'slots':>5} {'startup s':>9} {'timed s':>8} {'trials/min':>10} {'speedup':>7} "
-          f"{'ok':>5} {'val acc':>7}  gpu MB after each trial")
+          f"{'ok':>5} {'val acc':>7} {'rss@5 MB':>8} {'rss@end':>8}  gpu MB after each trial")
     for r in rows:
         print(f"{r['device']:8} {r['slots']:5d} {r['startup_s']:9.1f} {r['wall_s']:8.1f} {r['per_min']:10.2f} "
-              f"{r['per_min'] / base:7.2f} {r['ok']:2d}/{r['n']:<2d} {r['mean_acc']:7.2f}  {r['gpu_mem_mb'] or ''}")
+              f"{r['per_min'] / base:7.2f} {r['ok']:2d}/{r['n']:<2d} {r['mean_acc']:7.2f} {r['rss5']:8.0f} {r['rss_end']:8.0f}  "
+              f"{r['gpu_mem_mb'] or ''}")
 
 
 if __name__ == "__main__":
