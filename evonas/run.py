@@ -13,7 +13,6 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .config import Config, add_arguments, check_names, overrides_from_args

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -183,13 +182,13 @@ def _build(job: Job, g, data: Data, device: str):
 def _inherit(job: Job, model):
     """Load the parent's safetensors and apply ``evonas.inherit.inherit`` (in place);
     -> its ``InheritReport``."""
-    from safetensors.torch import load_file
-    from ..errors import RegistryError
+    from ..errors import ConfigError, RegistryError
     from ..inherit import inherit
+    from ..store.weights import load_weights_file
     try:
-        state = load_file(job.parent_weights)
-    except (OSError, ValueError) as e:  # missing or corrupt file: a failed trial, not a crash
-        raise TrialFailed(f"cannot read parent weights {job.parent_weights}: {e}") from None
+        state = load_weights_file(job.parent_weights, "parent weights")
+    except ConfigError as e:  # missing or corrupt file: a failed trial, not a crash
+        raise TrialFailed(str(e)) from None
     rng = np.random.default_rng([job.seed, job.id])
     args = (job.parent_genome, state, job.genome, model, job.inherit)
     try:
@@ -272,12 +271,8 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1024, device:
 
 def save_weights(model, path: str, metadata: dict[str, str] | None = None) -> None:
     """Write the state dict as safetensors atomically (temp file + os.replace)."""
-    from safetensors.torch import save_file
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    save_file(state, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    from ..store.weights import save_weights_file
+    save_weights_file(path, model.state_dict(), metadata)
 
 
 def _free(device: str) -> None:

@@ -32,7 +32,7 @@ from multiprocessing.connection import wait as mp_wait
 from typing import Optional, Union
 
 from ..errors import ConfigError, EvonasError
-from .base import Job, Result
+from .base import FunctionEvaluator, Job, Result
 from .data import Data, DataSpec
 from .devices import cpu_threads
 from .train import CudaFault, TrainConfig, evaluate_job
@@ -336,32 +336,18 @@ def _kill_all(procs: list) -> None:
 
 # --- in-process ------------------------------------------------------------------------
 
-class InlineEvaluator:
+class InlineEvaluator(FunctionEvaluator):
     """The training path without processes (``--workers 0``): jobs run one by one
     inside ``poll``, in submission order; deterministic on CPU. ``data`` is a
     loaded ``Data`` or a ``DataSpec`` (loaded once, here)."""
 
     def __init__(self, data: Union[Data, DataSpec], cfg: TrainConfig, device: str = "cpu", slots: int = 1):
         self.data = (data.load() if isinstance(data, DataSpec) else data).to(device)
-        self.cfg, self.device, self.slots = cfg, device, slots
-        self._pending: deque[Job] = deque()
+        self.cfg, self.device = cfg, device
+        super().__init__(self._evaluate, slots)
 
-    def submit(self, job: Job) -> None:
-        self._pending.append(job)
-
-    def poll(self, timeout: float | None = None) -> list[Result]:
-        if not self._pending:
-            return []
-        job = self._pending.popleft()
+    def _evaluate(self, job: Job) -> Result:
         try:
-            return [evaluate_job(job, self.data, self.cfg, self.device, worker=f"inline@{self.device}")]
+            return evaluate_job(job, self.data, self.cfg, self.device, worker=f"inline@{self.device}")
         except CudaFault as e:
-            return [Result(job.id, "failed", reason=f"CUDA fault: {e}", worker=f"inline@{self.device}")]
-
-    def cancel_all(self) -> list[int]:
-        ids = [j.id for j in self._pending]
-        self._pending.clear()
-        return ids
-
-    def close(self) -> None:
-        self._pending.clear()
+            return Result(job.id, "failed", reason=f"CUDA fault: {e}", worker=f"inline@{self.device}")

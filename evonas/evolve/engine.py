@@ -30,7 +30,7 @@ import numpy as np
 from .. import faults
 from ..errors import ConfigError
 from ..evaluate.base import Evaluator, Job, Result
-from ..genome.base import GENOMES, space_from_dict, space_to_dict
+from ..genome.base import GENOMES, space_to_dict
 from .base import STRATEGIES, Proposal
 from .dedup import HashCache
 from .toolbox import Member, Variation, make_toolbox, member_from_dict, statistics, tools

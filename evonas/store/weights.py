@@ -25,6 +25,29 @@ from .rundir import atomic_write_bytes
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def save_weights_file(path: str | Path, state: Mapping[str, torch.Tensor],
+                      metadata: Mapping[str, str] | None = None) -> Path:
+    """Write a state dict to ``path`` as safetensors, atomically (CPU, contiguous)."""
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    data = st_save(tensors, metadata=dict(metadata) if metadata else None)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+    return path
+
+
+def load_weights_file(path: str | Path, where: str = "weights") -> dict[str, torch.Tensor]:
+    """A state dict (CPU tensors) from a safetensors file; ConfigError naming the
+    path if it is absent or not safetensors. Never unpickles anything."""
+    path = Path(path)
+    try:
+        return st_load(path.read_bytes())
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(where, "file", str(path), "no such weights file") from None
+    except (SafetensorError, ValueError) as e:
+        raise ConfigError(where, "file", str(path), f"not a safetensors file ({e})") from None
+
+
 class WeightStore:
     """Safetensors files of individuals under one directory (created on demand)."""
 
@@ -43,23 +66,11 @@ class WeightStore:
     def save(self, individual_id: int | str, state: Mapping[str, torch.Tensor],
              metadata: Mapping[str, str] | None = None) -> Path:
         """Write ``state`` (a state dict) atomically; returns the file path."""
-        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-        data = st_save(tensors, metadata=dict(metadata) if metadata else None)
-        path = self.path(individual_id)
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data)
-        return path
+        return save_weights_file(self.path(individual_id), state, metadata)
 
     def load(self, individual_id: int | str) -> dict[str, torch.Tensor]:
         """The saved state dict (CPU tensors); ConfigError if absent or corrupt."""
-        path = self.path(individual_id)
-        try:
-            return st_load(path.read_bytes())
-        except FileNotFoundError:
-            raise ConfigError("weight store", "individual id", individual_id,
-                              f"no weights at {path}") from None
-        except (SafetensorError, ValueError) as e:
-            raise ConfigError("weight store", "file", str(path), f"not a safetensors file ({e})") from None
+        return load_weights_file(self.path(individual_id), "weight store")
 
     def exists(self, individual_id: int | str) -> bool:
         return self.path(individual_id).is_file()
