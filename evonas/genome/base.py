@@ -82,8 +82,14 @@ class Genome:
         return self.decode()
 
     def arch_hash(self) -> str:
-        from ..graph import arch_hash
-        return arch_hash(self.hash_graph())
+        """``graph.arch_hash(self.hash_graph())``, computed once per genome value
+        (genomes are immutable; operators and the engine both ask for it)."""
+        cached = self.__dict__.get("_arch_hash")
+        if cached is None:
+            from ..graph import arch_hash
+            cached = arch_hash(self.hash_graph())
+            object.__setattr__(self, "_arch_hash", cached)
+        return cached
 
 
 def space_to_dict(space: Any) -> dict[str, Any]:

@@ -320,11 +320,16 @@ def mut_forced(genome: CGPGenome, rng: np.random.Generator, rate: float = MUTATI
     edited directly (changing an active function always changes the network), so
     this always terminates; GenomeError only if no single edit changes the hash."""
     h = genome.arch_hash()
+    parent_genes, active = _genes(genome), genome.active_genes()
     for _ in range(tries):
         child = mut_point(genome, rng, rate)
+        child_genes = _genes(child)
+        # no active gene changed -> same network for sure: skip the decode + hash
+        if all(child_genes[k][p] == parent_genes[k][p] for k, p in active):
+            continue
         if child.arch_hash() != h:
             return child
-    sp, active = genome.space, genome.active_genes()
+    sp = genome.space
     for a in rng.permutation(len(active)):
         k, pos = active[int(a)]
         lo, hi = _choices(sp, k, pos)
