@@ -85,7 +85,9 @@ def main(argv=None) -> None:
     ap.add_argument("--dataset", default=default)
     ap.add_argument("--max-train", type=int, default=2000, help="training samples per trial")
     ap.add_argument("--trials", type=int, default=8, help="timed trials per configuration")
-    ap.add_argument("--workers", default="1,2", help="CPU worker counts to compare")
+    ap.add_argument("--workers", default="1x2,1x1,2x1",
+                    help="CPU configurations to compare, WORKERS or WORKERSxTHREADS (default: one "
+                         "worker with 2 torch threads, one with 1, two with 1 each)")
     ap.add_argument("--gpu-k", default="", help="trials per GPU to compare, e.g. 1,2,4 (needs CUDA)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -101,17 +103,20 @@ def main(argv=None) -> None:
     print(f"dataset {a.dataset} (max_train {a.max_train}), {a.trials} trials of NB201 C={a.C} N=1, "
           f"{a.epochs} epoch(s), batch {a.batch_size}; {cores} CPU cores visible")
     rows = []
-    for n in [int(x) for x in a.workers.split(",") if x]:
-        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=a.threads or max(1, cores // n))
-        rows.append(run(parse_devices("cpu", workers=n), spec, cfg, genomes))
+    for item in [x for x in a.workers.split(",") if x]:
+        n, _, t = item.partition("x")
+        n = int(n)
+        threads = int(t) if t else (a.threads or max(1, cores // n))
+        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=threads)
+        rows.append({**run(parse_devices("cpu", workers=n), spec, cfg, genomes), "threads": threads})
     for k in [int(x) for x in a.gpu_k.split(",") if x]:
         cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size)
         rows.append(run(parse_devices("cuda:0", trials_per_device=k), spec, cfg, genomes))
     base = rows[0]["per_min"] if rows else 1.0
-    print(f"{'device':8} {'slots':>5} {'startup s':>9} {'timed s':>8} {'trials/min':>10} {'speedup':>7} "
+    print(f"{'device':8} {'slots':>5} {'threads':>7} {'startup s':>9} {'timed s':>8} {'trials/min':>10} {'speedup':>7} "
           f"{'ok':>5} {'val acc':>7} {'rss@5 MB':>8} {'rss@end':>8}  gpu MB after each trial")
     for r in rows:
-        print(f"{r['device']:8} {r['slots']:5d} {r['startup_s']:9.1f} {r['wall_s']:8.1f} {r['per_min']:10.2f} "
+        print(f"{r['device']:8} {r['slots']:5d} {r.get('threads') or '-':>7} {r['startup_s']:9.1f} {r['wall_s']:8.1f} {r['per_min']:10.2f} "
               f"{r['per_min'] / base:7.2f} {r['ok']:2d}/{r['n']:<2d} {r['mean_acc']:7.2f} {r['rss5']:8.0f} {r['rss_end']:8.0f}  "
               f"{r['gpu_mem_mb'] or ''}")
 
