@@ -46,7 +46,9 @@ class Search:
     """One search. ``strategy_args`` go to the strategy (e.g. ``population``,
     ``sample``); ``mutation`` is ``["edge_op:2", ...]`` or ``{name: weight}`` (None:
     all registered with their weights); ``on_record(dict)`` gets one lineage row per
-    finished individual; ``on_checkpoint(state)`` the ``state_dict()`` after it."""
+    finished individual; ``on_checkpoint(state)`` the ``state_dict()`` after it, at
+    most every ``checkpoint_every_s`` seconds (0: after every individual; the state
+    is only built when it is due, as it grows with the run)."""
 
     def __init__(self, evaluator: Evaluator, genome_type: str = "nb201", *, space: Any = None,
                  strategy: str = "aging", strategy_args: Optional[dict] = None, mutation=None,
@@ -55,7 +57,7 @@ class Search:
                  confirm_hash: bool = True, resample_tries: int = 20, inherit: str = "none",
                  weights_dir: Optional[str] = None, on_record: Optional[Callable[[dict], Any]] = None,
                  on_checkpoint: Optional[Callable[[dict], Any]] = None, log_every: int = 10,
-                 seed_genomes: tuple = ()):
+                 seed_genomes: tuple = (), checkpoint_every_s: float = 0.0):
         cls = GENOMES.get(genome_type)
         self.genome_type, self.cls = genome_type, cls
         self.space = space if space is not None else cls.Space()
@@ -75,6 +77,7 @@ class Search:
         self.dedup, self.count_duplicates, self.resample_tries = dedup, count_duplicates, resample_tries
         self.inherit, self.weights_dir = inherit, weights_dir
         self.on_record, self.on_checkpoint, self.log_every = on_record, on_checkpoint, max(1, log_every)
+        self.checkpoint_every_s, self._last_checkpoint = float(checkpoint_every_s), -math.inf
         self.rng = np.random.default_rng(self.seed)
         self.var = Variation(cls, self.space, mutation, seed_genomes)
         self.strategy = STRATEGIES.get(strategy)(self.var, **(strategy_args or {}))
@@ -290,8 +293,10 @@ class Search:
             faults.point("before_lineage_row")
             self.on_record(rec)
             faults.point("after_lineage_row")
-        if self.on_checkpoint is not None:
+        if self.on_checkpoint is not None and \
+                time.monotonic() - self._last_checkpoint >= self.checkpoint_every_s:
             self.on_checkpoint(self.state_dict())
+            self._last_checkpoint = time.monotonic()
 
     # --- weights files ------------------------------------------------------------------
     def _drain(self) -> None:
