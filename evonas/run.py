@@ -142,8 +142,9 @@ def _evaluator(plan: Plan):
     if plan.data is None:
         from .evaluate.table import TableEvaluator
         # --workers N keeps N lookups in flight: the asynchronous path, as with real workers
+        # params/MACs at NB201's CIFAR input, 3x32x32 and 10 classes (nsga2's objective)
         return TableEvaluator(cfg.benchmark_table, cfg.fitness_column, cfg.report_column,
-                              slots=max(1, cfg.workers))
+                              slots=max(1, cfg.workers), cost_input=(3, 32, 32), num_classes=10)
     from .evaluate.train import TrainConfig
     tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
                      max_params=cfg.max_params or None, max_macs=cfg.max_macs or None,

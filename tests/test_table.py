@@ -34,6 +34,19 @@ def test_lookup_ok_unknown_and_nan(csv):
     assert r2.status == "ok" and np.isnan(r2.extra["c10_test_200"])
 
 
+def test_cost_on_request_equals_the_built_network(csv):
+    from evonas.compile import build
+    g = NB201Genome.from_string(A)
+    plain = TableEvaluator(csv)
+    plain.submit(Job(0, g))
+    assert plain.poll()[0].params is None  # off by default: lookups stay microseconds
+    ev = TableEvaluator(csv, cost_input=(3, 32, 32), num_classes=10)
+    ev.submit(Job(0, g))
+    r = ev.poll()[0]
+    assert r.params == sum(p.numel() for p in build(g, (3, 32, 32), 10).parameters())
+    assert r.flops > r.params
+
+
 def test_other_columns(csv):
     ev = TableEvaluator(csv, fitness_column="other", report_column="c10_val_12")
     ev.submit(Job(0, NB201Genome.from_string(A)))
