@@ -28,6 +28,13 @@ class Registry(Generic[T]):
             return self.register(name, obj)
         return wrap
 
+    def class_decorator(self, name: str, attr: str):
+        """Decorator for classes: set ``cls.<attr> = name``, then register ``cls``."""
+        def wrap(cls):
+            setattr(cls, attr, name)
+            return self.register(name, cls)
+        return wrap
+
     def unregister(self, name: str) -> None:
         self._items.pop(name, None)
 

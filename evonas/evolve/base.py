@@ -90,7 +90,5 @@ STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 
 
 def register_strategy(name: str):
-    def wrap(cls):
-        cls.name = name
-        return STRATEGIES.register(name, cls)
-    return wrap
+    """Class decorator: register a Strategy subclass under ``name``."""
+    return STRATEGIES.class_decorator(name, "name")

@@ -126,10 +126,7 @@ GENOMES: Registry[type[Genome]] = Registry("genome type")
 
 def register_genome(name: str):
     """Class decorator: register a Genome subclass under ``name``."""
-    def wrap(cls):
-        cls.type_name = name
-        return GENOMES.register(name, cls)
-    return wrap
+    return GENOMES.class_decorator(name, "type_name")
 
 
 def genome_type(name: str) -> type[Genome]:
