@@ -171,3 +171,66 @@ def _cgp_chain():
 
 REFERENCES.update({"genetic-cnn": _chain_ref, "cgp": _chain_ref})
 BENCH_GENOMES.update({"genetic-cnn": _gcnn_chain, "cgp": _cgp_chain})
+
+
+class TreeCellRef(nn.Module):
+    """A path-level tree cell written the way PathLevel-EAS writes it: one module
+    per tree node, recursing in ``forward`` (allocation, edges, children, merge)."""
+
+    def __init__(self, node, c, cell, path, compiled):
+        super().__init__()
+        import copy
+
+        from evonas.genome.tree import child_channels, node_id, parts
+        self.merge, m = node.merge, len(node.edges)
+        self.ranges = parts(c, m) if m else []
+        self.sliced = [a != c for a, _ in child_channels(node, c)] if m else []
+        edges, kids = [], []
+        for i, ((_, child), (_, b)) in enumerate(zip(node.edges, child_channels(node, c) if m else [])):
+            name = node_id(cell, path + (i,), "e")
+            edges.append(copy.deepcopy(getattr(compiled.nodes, name)) if hasattr(compiled.nodes, name)
+                         else nn.Identity())
+            kids.append(TreeCellRef(child, b, cell, path + (i,), compiled))
+        self.edges, self.kids = nn.ModuleList(edges), nn.ModuleList(kids)
+
+    def forward(self, x):
+        if not len(self.edges):
+            return x
+        ys = [kid(edge(x[:, s:e] if cut else x))
+              for edge, kid, (s, e), cut in zip(self.edges, self.kids, self.ranges, self.sliced)]
+        if len(ys) == 1:
+            return ys[0]
+        return sum(y / len(ys) for y in ys) if self.merge == "add" else torch.cat(ys, 1)
+
+
+class TreeNet(nn.Module):
+    """The tree genome's macro skeleton written by hand around ``TreeCellRef``;
+    tensors are copied from the compiled module, so outputs must match."""
+
+    def __init__(self, genome, compiled):
+        super().__init__()
+        import copy
+        layers = [copy.deepcopy(compiled.nodes.stem)]
+        for s, w in enumerate(genome.stage_widths()):
+            if s:
+                layers.append(copy.deepcopy(getattr(compiled.nodes, f"r{s}")))
+            layers += [TreeCellRef(genome.tree, w, f"s{s}c{k}", (), compiled) for k in range(genome.space.N)]
+        layers.append(copy.deepcopy(compiled.nodes.mix))
+        self.body = nn.Sequential(*layers)
+        self.head = copy.deepcopy(compiled.head)
+
+    def forward(self, x):
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(self.body(x), 1), 1))
+
+
+def _tree_ref(genome, compiled):
+    return "hand-written recursive tree cell (PathLevel-EAS style)", TreeNet(genome, compiled)
+
+
+def _tree_motif():
+    from evonas.genome import load_genome
+    return load_genome(Path(__file__).resolve().parents[1] / "genomes" / "tree_paper_motif.json")
+
+
+REFERENCES["tree"] = _tree_ref
+BENCH_GENOMES["tree"] = _tree_motif

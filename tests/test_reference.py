@@ -23,3 +23,17 @@ def test_nb201_compiled_equals_handwritten(seed):
     for mode in ("train", "eval"):
         getattr(compiled, mode)(), getattr(ref, mode)()
         torch.testing.assert_close(compiled(x), ref(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tree_compiled_equals_handwritten(seed):
+    from reference_nets import TreeNet
+
+    from evonas.genome.tree import TreeGenome
+    genome = TreeGenome.sample(np.random.default_rng(seed))
+    compiled = build(genome, (3, 16, 16), 10, seed=seed)
+    ref = TreeNet(genome, compiled)
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+    for mode in ("train", "eval"):
+        getattr(compiled, mode)(), getattr(ref, mode)()
+        torch.testing.assert_close(compiled(x), ref(x), rtol=0, atol=1e-5)
