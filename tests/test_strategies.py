@@ -131,3 +131,5 @@ def test_nsga2_reports_a_pareto_front():
     evaluated = [(r["fitness"], r["params"]) for r in rows if r["status"] != "failed"]
     for a in pts:
         assert not any(b[0] > a[0] and b[1] < a[1] for b in evaluated)
+    hashes = {r["id"]: r["arch_hash"] for r in rows}  # one entry per network, not per duplicate
+    assert len({hashes[f["id"]] for f in front}) == len(front)

@@ -84,7 +84,8 @@ class Search:
         self.toolbox = make_toolbox(self.var, self.strategy.pareto)
         self.cache = HashCache(confirm_hash)
         self.hof = tools.HallOfFame(1)
-        self.pareto = tools.ParetoFront() if self.strategy.pareto else None
+        # one entry per network: isomorphic duplicates share arch_hash and fitness
+        self.pareto = tools.ParetoFront(lambda a, b: a.arch_hash == b.arch_hash) if self.strategy.pareto else None
         self.logbook, self.stats = tools.Logbook(), statistics()
         self.next_id = self.births = self.spent = self.trained = self.duplicates = self.children = 0
         self.elapsed, self.stop_reason, self.cancelled = 0.0, "", []
