@@ -2,6 +2,9 @@
 that names the field and the offending value (never an ``assert``)."""
 from __future__ import annotations
 
+import sys
+from typing import Callable
+
 
 class EvonasError(Exception):
     """Base of every error evonas raises on purpose. The CLI maps it to exit code 2."""
@@ -40,3 +43,16 @@ class RegistryError(EvonasError, KeyError):
 
 class PluginError(EvonasError):
     """A user plug-in could not be loaded or misbehaved; the message names it."""
+
+
+def cli_exit_code(body: Callable[[], int], interrupted: str = "interrupted") -> int:
+    """Run a command's ``body``: its own code, 2 with one ``error:`` line for an
+    EvonasError (a user mistake: no traceback), 130 on Ctrl-C."""
+    try:
+        return body()
+    except EvonasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{interrupted}", file=sys.stderr)
+        return 130

@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 import networkx as nx
 import pandas as pd
 
-from .errors import ConfigError, EvonasError
+from .errors import ConfigError, EvonasError, cli_exit_code
 from .lineage import ancestry, load_lineage
 from .store.rundir import BEST, RunPaths, atomic_copy, atomic_write_text, is_run_dir, read_json
 
@@ -206,17 +206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-plots", action="store_true", help="only print the summary (default: off)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (default: off)")
     args = parser.parse_args(argv)
-    try:
-        if args.json:
-            df = load_lineage(Path(args.run_dir) / "lineage.csv") if is_run_dir(args.run_dir) else None
-            if df is None:
-                raise ConfigError("report", "run_dir", args.run_dir, "not a run directory")
-            print(json.dumps(summarize(df, wall_seconds(RunPaths(Path(args.run_dir)))), indent=2))
-        else:
-            print(report(args.run_dir, plots=not args.no_plots))
-    except EvonasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return cli_exit_code(lambda: _main(args))
+
+
+def _main(args) -> int:
+    if args.json:
+        if not is_run_dir(args.run_dir):
+            raise ConfigError("report", "run_dir", args.run_dir, "not a run directory")
+        df = load_lineage(Path(args.run_dir) / "lineage.csv")
+        print(json.dumps(summarize(df, wall_seconds(RunPaths(Path(args.run_dir)))), indent=2))
+    else:
+        print(report(args.run_dir, plots=not args.no_plots))
     return 0
 
 

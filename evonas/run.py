@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from .config import Config, add_arguments, check_names, overrides_from_args
-from .errors import ConfigError, EvonasError
+from .errors import ConfigError, EvonasError, cli_exit_code
 
 EPILOG = """examples:
   python -m evonas.run --genome tree --population 100
@@ -55,21 +55,16 @@ class Plan:
     genome_cls: Any
     space: Any
     seeds: tuple
-    data: Any  # DataSpec or None for the table evaluator
+    data: Any  # DataSpec, or None for table lookups
     slots: list
     extra_columns: tuple
+    table: Any = None  # the TableEvaluator, loaded (and so checked) by _plan
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)  # argparse itself exits 2 on malformed flags
-    try:
-        return _run(args, list(sys.argv if argv is None else argv))
-    except EvonasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: the last checkpoint is kept; continue with --resume", file=sys.stderr)
-        return 130
+    return cli_exit_code(lambda: _run(args, list(sys.argv if argv is None else argv)),
+                         "interrupted: the last checkpoint is kept; continue with --resume")
 
 
 def _run(args: argparse.Namespace, argv: list) -> int:
@@ -106,8 +101,11 @@ def _plan(cfg: Config) -> Plan:
                               f"the run searches {cfg.genome} in {space}")
     if cfg.benchmark_table:
         from .evaluate.table import TableEvaluator
-        TableEvaluator(cfg.benchmark_table, cfg.fitness_column, cfg.report_column)  # checks file + columns
-        return Plan(cfg, plugins, cls, space, seeds, None, ["table"], (cfg.report_column,))
+        # loading checks the file and columns; --workers N keeps N lookups in flight (the
+        # asynchronous path, as with real workers); params/MACs at NB201's CIFAR input
+        table = TableEvaluator(cfg.benchmark_table, cfg.fitness_column, cfg.report_column,
+                               slots=max(1, cfg.workers), cost_input=(3, 32, 32), num_classes=10)
+        return Plan(cfg, plugins, cls, space, seeds, None, ["table"], (cfg.report_column,), table)
     data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
     data.load()  # a missing file, bad npz or offline download fails here, before any write
     return Plan(cfg, plugins, cls, space, seeds, data, _slots(cfg, parse_devices), ())
@@ -139,12 +137,8 @@ def _slots(cfg: Config, parse_devices) -> list:
 
 def _evaluator(plan: Plan):
     cfg = plan.cfg
-    if plan.data is None:
-        from .evaluate.table import TableEvaluator
-        # --workers N keeps N lookups in flight: the asynchronous path, as with real workers
-        # params/MACs at NB201's CIFAR input, 3x32x32 and 10 classes (nsga2's objective)
-        return TableEvaluator(cfg.benchmark_table, cfg.fitness_column, cfg.report_column,
-                              slots=max(1, cfg.workers), cost_input=(3, 32, 32), num_classes=10)
+    if plan.table is not None:
+        return plan.table
     from .evaluate.train import TrainConfig
     tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
                      max_params=cfg.max_params or None, max_macs=cfg.max_macs or None,

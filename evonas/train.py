@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .errors import ConfigError, EvonasError
+from .errors import ConfigError, cli_exit_code
 
 
 def parser() -> argparse.ArgumentParser:
@@ -104,15 +104,12 @@ def _fmt(v: Any, spec: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        r = retrain(args.genome, args.epochs, args.dataset, args.data_root, args.val_fraction,
-                    args.batch_size, args.lr, args.optimizer, args.seed, args.device, args.out)
-    except EvonasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+    return cli_exit_code(lambda: _main(args))
+
+
+def _main(args) -> int:
+    r = retrain(args.genome, args.epochs, args.dataset, args.data_root, args.val_fraction,
+                args.batch_size, args.lr, args.optimizer, args.seed, args.device, args.out)
     print(f"genome         {r['type']} {r['genome']}")
     print(f"dataset        {r['dataset']} ({r['train_samples']} train / {r['val_samples']} val / "
           f"{r['test_samples']} test), {r['epochs']} epochs, seed {r['seed']}")

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from forking import forked as _forked
+
 from evonas import faults
-from evonas import run as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT.parent / "shared" / "data" / "nb201_cifar10.csv"
@@ -38,25 +39,8 @@ def resume(run_dir):
 
 
 def forked(args, fault=None, every_s=0.0, calls=None):
-    """Run ``evonas.run.main(args)`` in a forked child with ``fault`` configured and
-    checkpoints every ``every_s`` s; return its exit code (-9: killed by SIGKILL).
-    ``calls``: a file to which every table lookup appends its job id."""
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        rc = 99
-        try:
-            fd = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            faults.configure(fault)
-            if calls:
-                _log_lookups(calls)
-            cli.CHECKPOINT_EVERY_S = every_s
-            rc = cli.main(args)
-        finally:
-            os._exit(rc)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    """``forking.forked``; ``calls``: a file to which every table lookup appends its job id."""
+    return _forked(args, fault, every_s, setup=(lambda: _log_lookups(calls)) if calls else None)
 
 
 def _log_lookups(path):

@@ -7,7 +7,6 @@ a reason, the run goes on and exits 0; a worker SIGKILLed mid-trial is replaced
 and the trial retried; a driver SIGKILLed mid-run resumes to the same lineage as
 an uninterrupted run.
 """
-import os
 import signal
 import textwrap
 from pathlib import Path
@@ -15,32 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evonas import faults
-from evonas import run as cli
+from forking import forked
 
 TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_cifar10.csv"
 TINY = ["--genome", "nb201", "--space", "C=4", "--space", "N=1", "--epochs", "1", "--batch-size", "256",
         "--population", "2", "--sample-size", "1", "--seed", "1", "--quiet"]
-
-
-def forked(args, fault=None, env=None, every_s=0.0):
-    """``evonas.run.main(args)`` in a forked child; ``env`` is added to its environment
-    (inherited by its worker processes, so EVONAS_FAULT reaches them). -9 = SIGKILL."""
-    pid = os.fork()
-    if pid == 0:
-        rc = 99
-        try:
-            fd = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            os.environ.update(env or {})
-            faults.configure(fault)
-            cli.CHECKPOINT_EVERY_S = every_s
-            rc = cli.main(args)
-        finally:
-            os._exit(rc)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
 
 
 def rows(d):
