@@ -36,6 +36,8 @@ INHERIT = ("exact", "shape", "none")
 BACKENDS = ("local", "ray")
 DEDUP = ("reuse", "resample", "off")
 OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("auto", "bf16", "fp32")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 # Keys a resumed run may change: more budget, other hardware, moved files.
 RESUMABLE = frozenset({"evaluations", "time_budget", "devices", "workers",
@@ -87,6 +89,10 @@ class Config:
     lr: float = _f(0.05, "learning rate (> 0)")
     optimizer: str = _f("sgd", "optimizer", choices=OPTIMIZERS)
     inherit: str = _f("exact", "weight inheritance from the parent", choices=INHERIT)
+    precision: str = _f("auto", "training arithmetic: bf16 autocast or fp32 (auto = bf16 on CUDA, "
+                        "fp32 on CPU)", choices=PRECISIONS)
+    memory_format: str = _f("auto", "activation/weight layout (auto = channels_last on CUDA, "
+                            "contiguous on CPU)", choices=MEMORY_FORMATS)
     max_params: int = _f(5_000_000, "children with more parameters fail without training (0 = no limit)")
     max_macs: int = _f(1_000_000_000, "children with more multiply-accumulates per image fail "
                        "without training (0 = no limit)")

@@ -10,7 +10,10 @@ processes inherit it) or ``configure()`` names that point::
   this process and on every later hit (a killed process never sees a later one).
 * ``ACTION``: ``kill`` (default: ``SIGKILL`` to this very process, no cleanup, no
   ``finally``), ``raise`` (``InjectedFault``, an ordinary exception), ``hang``
-  (sleep forever), ``sleep=SECONDS`` (sleep, then go on).
+  (sleep forever), ``sleep=SECONDS`` (sleep, then go on), ``oom`` (raise
+  ``torch.cuda.OutOfMemoryError``) and ``cuda`` (raise the ``RuntimeError`` a
+  failed CUDA kernel raises): the last two let CPU-only tests drive the GPU
+  recovery paths (OOM halving, worker replacement) through the real code.
 
 ``EVONAS_FAULT_ONCE=PATH`` makes every fault fire at most once across processes:
 the first one to fire creates ``PATH`` (O_EXCL) and later ones see it and pass.
@@ -37,7 +40,7 @@ from typing import Optional
 from .errors import ConfigError
 
 ENV, ONCE_ENV = "EVONAS_FAULT", "EVONAS_FAULT_ONCE"
-ACTIONS = ("kill", "raise", "hang", "sleep")
+ACTIONS = ("kill", "raise", "hang", "sleep", "oom", "cuda")
 POINTS = ("driver_inflight", "before_lineage_row", "after_lineage_row", "checkpoint_tmp", "worker_trial")
 
 
@@ -116,6 +119,11 @@ def _fire(name: str, f: _Fault) -> None:
         time.sleep(60)  # SIGKILL is asynchronous on some systems: never run past the point
     elif f.action == "raise":
         raise InjectedFault(f"injected fault at {name} (hit {f.hits})")
+    elif f.action == "oom":
+        import torch
+        raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected at {name}, hit {f.hits})")
+    elif f.action == "cuda":
+        raise RuntimeError(f"CUDA error: an illegal memory access was encountered (injected at {name})")
     elif f.action == "hang":
         while True:
             time.sleep(3600)

@@ -142,7 +142,8 @@ def _evaluator(plan: Plan):
     from .evaluate.train import TrainConfig
     tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
                      max_params=cfg.max_params or None, max_macs=cfg.max_macs or None,
-                     timeout_s=cfg.trial_timeout or None)
+                     timeout_s=cfg.trial_timeout or None, precision=cfg.precision,
+                     memory_format=cfg.memory_format)
     if cfg.backend == "ray":
         from .evaluate.ray_backend import RayEvaluator
         return RayEvaluator(plan.data, tc, plan.slots, address=cfg.ray_address or None)

@@ -43,6 +43,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw"), help="optimizer (default: sgd)")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and batch order "
                    "(>= 0; default: 0)")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                   help="bf16 autocast or fp32 (default: auto = bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--memory-format", default="auto", choices=("auto", "channels_last", "contiguous"),
+                   help="activation/weight layout (default: auto = channels_last on CUDA)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/train-<stem>-s<seed>)")
     return p
@@ -50,7 +54,8 @@ def parser() -> argparse.ArgumentParser:
 
 def retrain(genome_file: str | Path, epochs: int, dataset: str = "digits", data_root: str = "data",
             val_fraction: float = 0.2, batch_size: int = 64, lr: float = 0.05, optimizer: str = "sgd",
-            seed: int = 0, device: str = "cpu", out: Optional[str | Path] = None) -> dict[str, Any]:
+            seed: int = 0, device: str = "cpu", out: Optional[str | Path] = None,
+            precision: str = "auto", memory_format: str = "auto") -> dict[str, Any]:
     """Train ``genome_file`` for ``epochs`` and return the result dict (also
     written to ``out/result.json``, with the weights next to it). Raises an
     ``EvonasError`` for bad input before writing anything."""
@@ -63,7 +68,8 @@ def retrain(genome_file: str | Path, epochs: int, dataset: str = "digits", data_
     if not 0 < val_fraction < 1:
         raise ConfigError("train", "val_fraction", val_fraction, "must be strictly between 0 and 1")
     genome = load_genome(genome_file)
-    tc = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, test=True)
+    tc = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, test=True,
+                     precision=precision, memory_format=memory_format)
     device = _device(device)
     data = DataSpec(dataset, data_root, seed, val_fraction).load().to(device)
     out = Path(out) if out else Path("runs") / f"train-{Path(genome_file).stem}-s{seed}"
@@ -77,6 +83,7 @@ def retrain(genome_file: str | Path, epochs: int, dataset: str = "digits", data_
               "space": genome.to_dict().get("space"), "arch_hash": genome.arch_hash(),
               "dataset": dataset, "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "optimizer": optimizer, "val_fraction": val_fraction, "device": device,
+              "precision": precision, "memory_format": memory_format,
               "train_samples": len(data.y_train), "val_samples": len(data.y_val),
               "test_samples": len(data.y_test), "status": res.status, "reason": res.reason,
               "val_accuracy": res.fitness, "test_accuracy": res.extra.get("test_accuracy"),
@@ -109,7 +116,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _main(args) -> int:
     r = retrain(args.genome, args.epochs, args.dataset, args.data_root, args.val_fraction,
-                args.batch_size, args.lr, args.optimizer, args.seed, args.device, args.out)
+                args.batch_size, args.lr, args.optimizer, args.seed, args.device, args.out,
+                args.precision, args.memory_format)
     print(f"genome         {r['type']} {r['genome']}")
     print(f"dataset        {r['dataset']} ({r['train_samples']} train / {r['val_samples']} val / "
           f"{r['test_samples']} test), {r['epochs']} epochs, seed {r['seed']}")

@@ -46,6 +46,42 @@ def test_worker_killed_every_time_fails_with_reason_run_continues(tmp_path):
     assert "worker process died" in df["reason"][0] and "gave up after 3 attempts" in df["reason"][0]
 
 
+def test_cuda_fault_replaces_worker_and_retries(tmp_path):
+    """A CUDA error other than OOM (injected as the RuntimeError torch raises) may
+    poison the worker's CUDA context: the worker reports it and exits, a fresh one
+    takes the trial (once: ok; every time: failed after bounded retries)."""
+    d, marker = tmp_path / "once", tmp_path / "fired"
+    env = {"EVONAS_FAULT": "worker_trial:2:cuda", "EVONAS_FAULT_ONCE": str(marker)}
+    assert forked([*TINY, "--evaluations", "2", "--workers", "1", "--run-dir", str(d)], env=env) == 0
+    assert marker.exists() and (rows(d)["status"] == "ok").all(), rows(d)[["status", "reason"]]
+    d = tmp_path / "always"
+    env = {"EVONAS_FAULT": "worker_trial:1:cuda"}
+    assert forked([*TINY, "--evaluations", "1", "--workers", "1", "--run-dir", str(d)], env=env) == 0
+    reason = rows(d)["reason"][0]
+    assert "CUDA fault" in reason and "illegal memory access" in reason and "3 attempts" in reason
+
+
+def test_gpu_training_path_on_cpu_oom_halving_end_to_end(tmp_path):
+    """What a GPU run does, through the CLI on CPU: bf16 autocast + channels_last,
+    and a CUDA OOM (injected) retried at half the micro-batch with gradient
+    accumulation; the lineage row is ok and its reason says so. An OOM at every
+    micro-batch fails the trial with the reason, and the run goes on."""
+    gpu = ["--precision", "bf16", "--memory-format", "channels_last", "--workers", "1"]
+    d, marker = tmp_path / "once", tmp_path / "fired"
+    env = {"EVONAS_FAULT": "worker_trial:1:oom", "EVONAS_FAULT_ONCE": str(marker)}
+    assert forked([*TINY, *gpu, "--evaluations", "2", "--run-dir", str(d)], env=env) == 0
+    df = rows(d)
+    assert marker.exists() and (df["status"] == "ok").all(), df[["status", "reason"]]
+    assert (df["reason"] == "-").sum() == 1 and df["reason"].str.contains(
+        r"trained at micro-batch 128 x gradient accumulation \(batch 256\)").sum() == 1
+    d = tmp_path / "always"
+    assert forked([*TINY, *gpu, "--evaluations", "1", "--run-dir", str(d)],
+                  env={"EVONAS_FAULT": "worker_trial:1:oom"}) == 0
+    df = rows(d)
+    assert (df["status"] == "failed").all()
+    assert all("out of memory at micro-batch 32 (batch 256, 3 halvings)" in r for r in df["reason"])
+
+
 @pytest.mark.parametrize("flags, env, needle", [
     (["--max-params", "10"], {}, "over budget"),
     (["--lr", "1e30"], {}, "non-finite loss"),

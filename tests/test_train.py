@@ -104,3 +104,72 @@ def test_oom_halves_micro_batch_then_gives_up(digits, monkeypatch):
     assert r.status == "ok" and r.extra["micro_batch"] == 8  # 32 -> 16 -> 8, same effective batch
     r = evaluate_job(Job(11, TINY, seed=0), digits, TrainConfig(batch_size=32, oom_retries=1))
     assert r.status == "failed" and "out of memory at micro-batch 16" in r.reason
+
+
+def test_ok_row_reason_names_the_reduced_micro_batch(digits, monkeypatch):
+    import evonas.evaluate.train as tr
+    real = tr._train
+
+    def fake(model, data, cfg, seed, device, micro, t0):
+        if micro > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, data, cfg, seed, device, micro, t0)
+    monkeypatch.setattr(tr, "_train", fake)
+    r = evaluate_job(Job(12, TINY, seed=0), digits, TrainConfig(batch_size=32))
+    assert r.status == "ok" and "micro-batch 16" in r.reason and "batch 32" in r.reason
+
+
+def test_modes_auto_follow_the_device_without_cuda():
+    assert TrainConfig().modes("cpu") == (False, False)
+    assert TrainConfig().modes("cuda:1") == (True, True)  # torch.device needs no GPU
+    assert TrainConfig(precision="fp32", memory_format="contiguous").modes("cuda") == (False, False)
+    assert TrainConfig(precision="bf16", memory_format="channels_last").modes("cpu") == (True, True)
+    for field, value in (("precision", "fp16"), ("memory_format", "nhwc")):
+        with pytest.raises(ConfigError, match=field):
+            TrainConfig(**{field: value})
+
+
+def test_gpu_code_path_runs_on_cpu_bf16_channels_last(digits, monkeypatch):
+    """precision=bf16 + memory_format=channels_last is what a CUDA device gets by
+    default: the same loop really computes in bf16 on channels_last inputs, and
+    still learns."""
+    import evonas.evaluate.train as tr
+    seen = []
+    real_build = tr._build
+
+    def spy(*a):
+        model, report = real_build(*a)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.register_forward_hook(lambda m, inp, out: seen.append(
+            (out.dtype, inp[0].is_contiguous(memory_format=torch.channels_last))))
+        return model, report
+    monkeypatch.setattr(tr, "_build", spy)
+    cfg = TrainConfig(epochs=2, batch_size=32, precision="bf16", memory_format="channels_last")
+    r = evaluate_job(Job(13, TINY, seed=0), digits, cfg)
+    assert r.status == "ok" and r.fitness > 30.0, r.reason
+    assert seen and all(s == (torch.bfloat16, True) for s in seen), set(seen)
+    seen.clear()
+    evaluate_job(Job(14, TINY, seed=0), digits, CFG)  # CPU default: fp32, contiguous
+    assert seen and all(dt == torch.float32 for dt, _ in seen)
+
+
+def _live_tensor_bytes() -> int:
+    import gc
+    import warnings
+    gc.collect()
+    with warnings.catch_warnings():  # isinstance() touches deprecated torch module attributes
+        warnings.simplefilter("ignore")
+        return sum(o.untyped_storage().nbytes() for o in gc.get_objects()
+                   if isinstance(o, torch.Tensor) and o.device.type != "meta")
+
+
+def test_trials_release_their_memory(digits):
+    """What the worker relies on to free GPU memory between trials: nothing of a
+    finished trial (module, optimizer state, activations) stays reachable, so the
+    live tensor bytes after 6 trials equal those after 2."""
+    for i in range(2):
+        assert evaluate_job(Job(20 + i, TINY, seed=i), digits, CFG).status == "ok"
+    before = _live_tensor_bytes()
+    for i in range(4):
+        evaluate_job(Job(30 + i, TINY, seed=i), digits, CFG)
+    assert _live_tensor_bytes() == before

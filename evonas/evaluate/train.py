@@ -5,7 +5,9 @@ split is only touched when ``cfg.test`` is set, for the final report). The loop
 trains from in-memory tensors: batches are index slices of a ``torch.randperm``
 drawn from a generator seeded by ``job.seed``, so there is no DataLoader and, on
 CUDA, no host transfer per batch (the data lives on the device; bf16 autocast and
-channels_last). On CPU a fixed seed gives the same fitness bit for bit.
+channels_last, both forced on or off with ``TrainConfig.precision`` and
+``TrainConfig.memory_format`` -- which is also how the CPU tests run the GPU code
+path). On CPU in fp32 a fixed seed gives the same fitness bit for bit.
 
 Failures come back as ``Result(status="failed", reason=...)``: over the parameter
 or MAC budget (checked before building anything), NaN/inf loss, timeout, CUDA
@@ -27,11 +29,11 @@ import torch.nn.functional as F
 
 from ..compile import compile_graph, cost
 from .. import faults
+from ..config import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
 from ..errors import ConfigError, EvonasError
 from .base import Job, Result
 from .data import Data
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 _NAN_CHECK_EVERY = 16  # steps between host syncs for the non-finite-loss check
 
@@ -44,7 +46,9 @@ class TrainConfig:
     limit; MACs of one forward pass of one sample); ``timeout_s``: wall seconds per
     trial (None: none); ``test``: also measure test accuracy (final report only);
     ``threads``: torch CPU threads (None: leave as is); ``oom_retries``: CUDA OOM
-    halvings of the micro-batch before giving up."""
+    halvings of the micro-batch before giving up; ``precision``: ``bf16`` autocast
+    or ``fp32``; ``memory_format`` of activations and conv weights (``auto`` for
+    both: bf16 + channels_last on CUDA, fp32 + contiguous elsewhere)."""
     epochs: int = 1
     batch_size: int = 128
     lr: float = 0.05
@@ -61,6 +65,15 @@ class TrainConfig:
     test: bool = False
     threads: Optional[int] = None
     oom_retries: int = 3
+    precision: str = "auto"
+    memory_format: str = "auto"
+
+    def modes(self, device: str) -> tuple[bool, bool]:
+        """(bf16 autocast on?, channels_last on?) on ``device``."""
+        cuda = torch.device(device).type == "cuda"
+        amp = self.precision == "bf16" or (self.precision == "auto" and cuda)
+        cl = self.memory_format == "channels_last" or (self.memory_format == "auto" and cuda)
+        return amp, cl
 
     def __post_init__(self) -> None:
         def bad(field, why):
@@ -79,8 +92,10 @@ class TrainConfig:
             bad("label_smoothing", "must be in [0, 1)")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
+        for f, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS),
+                           ("memory_format", MEMORY_FORMATS)):
+            if getattr(self, f) not in allowed:
+                bad(f, f"must be one of {', '.join(allowed)}")
         for f in ("max_params", "max_macs", "threads"):
             v = getattr(self, f)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
@@ -126,7 +141,7 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
         micro = cfg.batch_size
         for attempt in range(cfg.oom_retries + 1):
             try:
-                model, report = _build(job, g, data, device)
+                model, report = _build(job, g, data, device, cfg)
                 _train(model, data, cfg, job.seed, device, micro, t0)
                 break
             except torch.cuda.OutOfMemoryError:
@@ -136,11 +151,14 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
                     raise TrialFailed(f"CUDA out of memory at micro-batch {micro} "
                                       f"(batch {cfg.batch_size}, {attempt} halvings)") from None
                 micro = max(1, micro // 2)
-        res.fitness = accuracy(model, data.x_val, data.y_val, cfg.eval_batch_size, device)
+        res.fitness = accuracy(model, data.x_val, data.y_val, cfg.eval_batch_size, device, cfg)
         if cfg.test:
-            res.extra["test_accuracy"] = accuracy(model, data.x_test, data.y_test, cfg.eval_batch_size, device)
-        if micro != cfg.batch_size:
+            res.extra["test_accuracy"] = accuracy(model, data.x_test, data.y_test, cfg.eval_batch_size,
+                                                  device, cfg)
+        if micro != cfg.batch_size:  # an ok row's reason says so in the lineage
             res.extra["micro_batch"] = micro
+            res.reason = (f"CUDA out of memory at micro-batch {micro * 2}: trained at micro-batch "
+                          f"{micro} x gradient accumulation (batch {cfg.batch_size})")
         res.status, res.epochs = "ok", float(cfg.epochs)
         if report is not None:  # 'none' when nothing matched (fresh initialisation)
             res.inherited = report.mode if (report.copied or report.transformed) else "none"
@@ -167,14 +185,14 @@ def _over_budget(c, cfg: TrainConfig) -> str:
     return ""
 
 
-def _build(job: Job, g, data: Data, device: str):
+def _build(job: Job, g, data: Data, device: str, cfg: TrainConfig):
     """Compile from ``job.seed`` and apply weight inheritance; -> (module, report or None)."""
     model = compile_graph(g, data.input_shape, data.num_classes, seed=job.seed)
     report = None
     if job.inherit != "none" and job.parent_weights and job.parent_genome is not None:
         report = _inherit(job, model)
     model = model.to(device)
-    if torch.device(device).type == "cuda":
+    if cfg.modes(device)[1]:
         model = model.to(memory_format=torch.channels_last)
     return model, report
 
@@ -203,6 +221,7 @@ def _train(model, data: Data, cfg: TrainConfig, seed: int, device: str, micro: i
     chunks with gradient accumulation). Raises TrialFailed on non-finite loss/timeout."""
     dev = torch.device(device)
     cuda = dev.type == "cuda"
+    amp, cl = cfg.modes(device)
     n = len(data.y_train)
     bs = min(cfg.batch_size, n)
     steps_per_epoch = max(1, n // bs)  # drop the ragged last batch (BN needs > 1 sample)
@@ -221,9 +240,9 @@ def _train(model, data: Data, cfg: TrainConfig, seed: int, device: str, micro: i
             opt.zero_grad(set_to_none=True)
             for chunk in idx.split(micro):
                 x, y = data.x_train[chunk], data.y_train[chunk]
-                if cuda:
+                if cl:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                     loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
                 bad |= ~torch.isfinite(loss.detach())
                 (loss * (len(chunk) / len(idx))).backward()
@@ -255,16 +274,19 @@ def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1024, device: str = "cpu") -> float:
-    """Top-1 accuracy in percent (0..100) in eval mode (BN running statistics)."""
+def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1024, device: str = "cpu",
+             cfg: Optional[TrainConfig] = None) -> float:
+    """Top-1 accuracy in percent (0..100) in eval mode (BN running statistics),
+    in ``cfg``'s precision and memory format (default: ``auto`` for ``device``)."""
     dev = torch.device(device)
+    amp, cl = (cfg or TrainConfig()).modes(device)
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=dev)
     for i in range(0, len(y), batch):
         xb = x[i:i + batch]
-        if dev.type == "cuda":
+        if cl:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             correct += (model(xb).argmax(1) == y[i:i + batch]).sum()
     return 100.0 * int(correct) / max(1, len(y))
 
