@@ -8,16 +8,21 @@
 Every configuration trains the same list of random NB201 genomes (seeded) with the
 same TrainConfig in a fresh ``LocalPool``; worker start-up and one warm-up trial
 per worker are excluded from the timed part (they happen once per search). On
-CUDA the GPU memory still allocated after each trial (``gpu_mem_mb``) is printed
-per configuration: it must not grow from trial to trial (no leak). On every
-device the resident memory (RSS) of the worker processes is sampled after each
-result: "rss@5" vs "rss@end" (MB, summed over workers) is the host-side leak check.
+CUDA the torch memory still allocated in the worker after each trial
+(``gpu_mem_mb``) gives "gmem@5" vs "gmem@end" (MB): equal means no leak between
+trials; ``nvidia-smi`` is sampled every 0.25 s during the timed part for the mean
+GPU utilisation ("util %") and the peak device memory in use ("smi peak MB"). On
+every device the resident memory (RSS) of the worker processes is sampled after
+each result: "rss@5" vs "rss@end" (MB, summed over workers) is the host-side leak
+check. Use ``--trials 50`` for the issue's 5-vs-50 leak check.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +40,54 @@ from evonas.genome.nb201 import NB201Genome, NB201Space  # noqa: E402
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_10k.npz"
 
 
+class SmiSampler:
+    """Samples ``nvidia-smi`` (utilisation %, memory used MiB of GPU ``index``) every
+    ``every_s`` s in a thread, without touching CUDA in this process. Without
+    nvidia-smi it records nothing (``summary()`` gives NaNs)."""
+
+    def __init__(self, index: int = 0, every_s: float = 0.25):
+        self.index, self.every_s, self.samples = index, every_s, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        cmd = ["nvidia-smi", f"--id={self.index}", "--query-gpu=utilization.gpu,memory.used",
+               "--format=csv,noheader,nounits"]
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout
+            except (OSError, subprocess.SubprocessError):
+                return
+            self.samples += parse_smi(out)
+            self._stop.wait(self.every_s)
+
+    def summary(self) -> tuple[float, float]:
+        """(mean utilisation %, peak memory used MiB)."""
+        if not self.samples:
+            return float("nan"), float("nan")
+        return float(np.mean([u for u, _ in self.samples])), float(max(m for _, m in self.samples))
+
+
+def parse_smi(text: str) -> list[tuple[float, float]]:
+    """``"87, 1234\n"`` -> [(87.0, 1234.0)]; lines that are not two numbers are skipped."""
+    out = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            out.append((float(parts[0]), float(parts[1])))
+        except (ValueError, IndexError):
+            continue
+    return out
+
+
 def run(slots: list[str], spec: DataSpec, cfg: TrainConfig, genomes: list) -> dict:
     t0 = time.monotonic()
     with LocalPool(spec, cfg, slots) as pool:
@@ -43,17 +96,30 @@ def run(slots: list[str], spec: DataSpec, cfg: TrainConfig, genomes: list) -> di
         for i in range(len(slots)):  # warm-up: first-call overheads of each worker
             pool.submit(Job(-1 - i, genomes[0], seed=0))
         _drain(pool, len(slots))
-        t1 = time.monotonic()
-        for i, g in enumerate(genomes):
-            pool.submit(Job(i, g, seed=i))
-        results, rss = _drain(pool, len(genomes), sample=True)
-        wall = time.monotonic() - t1
+        gpu = slots[0].startswith("cuda")
+        with SmiSampler(int(slots[0].partition(":")[2] or 0)) if gpu else _nothing() as smi:
+            t1 = time.monotonic()
+            for i, g in enumerate(genomes):
+                pool.submit(Job(i, g, seed=i))
+            results, rss = _drain(pool, len(genomes), sample=True)
+            wall = time.monotonic() - t1
+        util, smi_peak = smi.summary() if gpu else (float("nan"), float("nan"))
     ok = [r for r in results if r.status == "ok"]
-    mem = [round(r.extra["gpu_mem_mb"], 1) for r in sorted(results, key=lambda r: r.id) if "gpu_mem_mb" in r.extra]
+    mem = [r.extra["gpu_mem_mb"] for r in sorted(results, key=lambda r: r.id) if "gpu_mem_mb" in r.extra]
     return {"slots": len(slots), "device": slots[0], "startup_s": startup, "wall_s": wall,
             "per_min": 60 * len(results) / wall, "ok": len(ok), "n": len(results),
-            "mean_acc": float(np.mean([r.fitness for r in ok])) if ok else float("nan"), "gpu_mem_mb": mem,
+            "mean_acc": float(np.mean([r.fitness for r in ok])) if ok else float("nan"),
+            "gmem5": mem[min(4, len(mem) - 1)] if mem else float("nan"),
+            "gmem_end": mem[-1] if mem else float("nan"), "util": util, "smi_peak": smi_peak,
             "rss5": rss[min(4, len(rss) - 1)] if rss else float("nan"), "rss_end": rss[-1] if rss else float("nan")}
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
 
 
 def _drain(pool, n, sample=False):
@@ -114,11 +180,12 @@ def main(argv=None) -> None:
         rows.append(run(parse_devices("cuda:0", trials_per_device=k), spec, cfg, genomes))
     base = rows[0]["per_min"] if rows else 1.0
     print(f"{'device':8} {'slots':>5} {'threads':>7} {'startup s':>9} {'timed s':>8} {'trials/min':>10} {'speedup':>7} "
-          f"{'ok':>5} {'val acc':>7} {'rss@5 MB':>8} {'rss@end':>8}  gpu MB after each trial")
+          f"{'ok':>5} {'val acc':>7} {'rss@5 MB':>8} {'rss@end':>8} {'gmem@5':>7} {'gmem@end':>8} "
+          f"{'util %':>6} {'smi peak MB':>11}")
     for r in rows:
         print(f"{r['device']:8} {r['slots']:5d} {r.get('threads') or '-':>7} {r['startup_s']:9.1f} {r['wall_s']:8.1f} {r['per_min']:10.2f} "
-              f"{r['per_min'] / base:7.2f} {r['ok']:2d}/{r['n']:<2d} {r['mean_acc']:7.2f} {r['rss5']:8.0f} {r['rss_end']:8.0f}  "
-              f"{r['gpu_mem_mb'] or ''}")
+              f"{r['per_min'] / base:7.2f} {r['ok']:2d}/{r['n']:<2d} {r['mean_acc']:7.2f} {r['rss5']:8.0f} {r['rss_end']:8.0f} "
+              f"{r['gmem5']:7.1f} {r['gmem_end']:8.1f} {r['util']:6.1f} {r['smi_peak']:11.0f}")
 
 
 if __name__ == "__main__":

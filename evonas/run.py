@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace, argv: list) -> int:
 
 def _plan(cfg: Config) -> Plan:
     from .evaluate.data import DataSpec
-    from .evaluate.devices import parse_devices
+    from .evaluate.devices import select_slots
     from .genome import GENOMES, load_genome
     from .genome.base import space_from_dict
     from .plugins import load_plugin
@@ -108,7 +108,8 @@ def _plan(cfg: Config) -> Plan:
         return Plan(cfg, plugins, cls, space, seeds, None, ["table"], (cfg.report_column,), table)
     data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
     data.load()  # a missing file, bad npz or offline download fails here, before any write
-    return Plan(cfg, plugins, cls, space, seeds, data, _slots(cfg, parse_devices), ())
+    slots = select_slots(cfg.devices, cfg.workers, cfg.trials_per_device)
+    return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
 
 
 def _check_space(cls, space, cfg: Config) -> None:
@@ -121,18 +122,6 @@ def _check_space(cls, space, cfg: Config) -> None:
         raise
     except Exception as e:  # a space the genome's own checks missed
         raise ConfigError("config", "space", dict(cfg.space), f"{type(e).__name__}: {e}") from None
-
-
-def _slots(cfg: Config, parse_devices) -> list:
-    import os
-
-    import torch
-    devices = cfg.devices
-    if devices == "auto":
-        devices = "cuda" if torch.cuda.is_available() else "cpu"
-    if devices == "cpu":
-        return parse_devices("cpu", workers=cfg.workers or max(1, min(os.cpu_count() or 1, 8)))
-    return parse_devices(devices, cfg.trials_per_device, gpu_count=None)
 
 
 def _evaluator(plan: Plan):

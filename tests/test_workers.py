@@ -11,7 +11,7 @@ import torch
 from evonas.errors import ConfigError, GenomeError
 from evonas.evaluate.base import Job
 from evonas.evaluate.data import DataSpec
-from evonas.evaluate.devices import cpu_threads, gpu_fraction, parse_devices
+from evonas.evaluate.devices import cpu_threads, gpu_fraction, parse_devices, select_slots
 from evonas.evaluate.train import TrainConfig
 from evonas.evaluate.workers import InlineEvaluator, LocalPool
 from evonas.genome.base import Genome
@@ -64,6 +64,7 @@ def test_parse_devices_without_cuda():
     assert parse_devices("cpu", workers=3) == ["cpu"] * 3
     assert parse_devices("cuda", trials_per_device=2, gpu_count=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     assert parse_devices("cuda:1,3", gpu_count=4) == ["cuda:1", "cuda:3"]
+    assert parse_devices("cuda:1,cuda:3", gpu_count=4) == ["cuda:1", "cuda:3"]  # the --help form
     assert parse_devices(" CUDA:0 ", trials_per_device=4, gpu_count=1) == ["cuda:0"] * 4
     assert gpu_fraction(["cuda:0"] * 4) == 0.25 and gpu_fraction(["cpu"]) == 0.0
     assert cpu_threads(["cpu", "cpu"], cpu_count=8) == 4 and cpu_threads(["cpu"] * 4, cpu_count=2) == 1
@@ -82,6 +83,19 @@ def test_parse_devices_without_cuda():
 def test_parse_devices_errors(kw, needle):
     with pytest.raises(ConfigError, match=needle):
         parse_devices(**kw)
+
+
+def test_select_slots_auto_without_cuda():
+    assert select_slots("auto", gpu_count=0, cpu_count=2) == ["cpu", "cpu"]
+    assert select_slots("auto", gpu_count=0, cpu_count=64) == ["cpu"] * 8  # auto caps at 8 workers
+    assert select_slots("auto", workers=3, gpu_count=0) == ["cpu"] * 3
+    assert select_slots("auto", trials_per_device=2, gpu_count=2) == ["cuda:0", "cuda:1"] * 2
+    assert select_slots("cpu", gpu_count=4, cpu_count=1) == ["cpu"]  # cpu is never overridden
+    assert select_slots("cuda:1", gpu_count=2) == ["cuda:1"]
+    with pytest.raises(ConfigError, match="--workers"):
+        select_slots("auto", workers=4, gpu_count=1)  # on GPUs the knob is --trials-per-device
+    with pytest.raises(ConfigError, match="no GPU is visible"):
+        select_slots("cuda", gpu_count=0)
 
 
 # --- in-process ----------------------------------------------------------------------------

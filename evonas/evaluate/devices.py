@@ -7,6 +7,7 @@ torch device string::
     parse_devices("cuda", trials_per_device=2, gpu_count=2)
         -> ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]          (spread before stacking)
     parse_devices("cuda:1,3", gpu_count=4)                 -> ["cuda:1", "cuda:3"]
+    parse_devices("cuda:1,cuda:3", gpu_count=4)            -> the same
 
 ``gpu_count`` defaults to ``torch.cuda.device_count()``; pass it to test without CUDA.
 """
@@ -45,10 +46,31 @@ def parse_devices(devices: str = "cpu", trials_per_device: int = 1, workers: Opt
     return [f"cuda:{i}" for _ in range(trials_per_device) for i in ids]
 
 
+def select_slots(devices: str = "auto", workers: int = 0, trials_per_device: int = 1,
+                 gpu_count: Optional[int] = None, cpu_count: Optional[int] = None) -> list[str]:
+    """The run's slots from its config: ``auto`` is ``cuda`` when a GPU is visible,
+    else ``cpu``; ``workers`` 0 means one CPU worker per core (at most 8) on CPU and
+    ``trials_per_device`` per GPU on CUDA. ``gpu_count``/``cpu_count`` default to
+    what this machine has; pass them to test without CUDA."""
+    count = _gpu_count() if gpu_count is None else gpu_count
+    spec = devices.strip().lower() if isinstance(devices, str) else devices
+    if spec == "auto":
+        spec = "cuda" if count > 0 else "cpu"
+    if spec == "cpu":
+        return parse_devices("cpu", workers=workers or max(1, min(cpu_count or _cpu_count(), 8)))
+    return parse_devices(devices if spec is devices else spec, trials_per_device, workers or None,
+                         gpu_count=count)
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _indices(devices: str, text: str, count: int) -> list[int]:
     ids = []
     for part in text.split(","):
         part = part.strip()
+        part = part[5:] if part.startswith("cuda:") else part  # cuda:0,cuda:1 == cuda:0,1
         if not part.isdigit():
             raise ConfigError("devices", "--devices", devices, f"GPU index {part!r} is not a number")
         i = int(part)
@@ -75,9 +97,7 @@ def cpu_threads(slots: list[str], cpu_count: Optional[int] = None) -> int:
     """Torch threads per CPU worker: the cores shared evenly, at least 1 (more
     threads than cores per process only adds contention between workers)."""
     n_cpu = sum(1 for s in slots if s == "cpu")
-    if cpu_count is None:
-        cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cpu_count or 1) // max(1, n_cpu))
+    return max(1, (cpu_count or _cpu_count()) // max(1, n_cpu))
 
 
 def gpu_fraction(slots: list[str]) -> float:

@@ -1,0 +1,29 @@
+"""The parallel benchmark script runs end to end on CPU (so it cannot rot between
+the sessions that have a GPU), and its nvidia-smi parsing is right."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import parallel  # noqa: E402
+
+
+def test_parse_smi():
+    assert parallel.parse_smi("87, 1234\n 3 , 40\n[N/A], 5\n\n") == [(87.0, 1234.0), (3.0, 40.0)]
+
+
+def test_smi_sampler_without_nvidia_smi_reports_nan(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with parallel.SmiSampler(every_s=0.01) as s:
+        pass
+    util, peak = s.summary()
+    assert util != util and peak != peak  # NaN: nothing measured, nothing invented
+
+
+def test_parallel_benchmark_cpu_end_to_end(capsys):
+    parallel.main(["--dataset", "digits", "--max-train", "200", "--trials", "2", "--workers", "1x1",
+                   "--C", "4"])
+    out = capsys.readouterr().out.splitlines()
+    row = out[-1].split()
+    assert row[0] == "cpu" and row[1] == "1" and row[7] == "2/2"  # both trials trained ok
+    assert float(row[5]) > 0  # trials per minute
