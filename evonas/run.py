@@ -100,11 +100,12 @@ def _plan(cfg: Config) -> Plan:
             raise ConfigError("config", "seed_genomes", f, f"is a {g.type_name} genome of space {g.space}, "
                               f"the run searches {cfg.genome} in {space}")
     if cfg.benchmark_table:
-        from .evaluate.table import TableEvaluator
+        from .evaluate.table import TableEvaluator, nb201_setting
         # loading checks the file and columns; --workers N keeps N lookups in flight (the
-        # asynchronous path, as with real workers); params/MACs at NB201's CIFAR input
+        # asynchronous path, as with real workers); params/MACs on the fitness column's data set
+        shape, classes = nb201_setting(cfg.fitness_column)
         table = TableEvaluator(cfg.benchmark_table, cfg.fitness_column, cfg.report_column,
-                               slots=max(1, cfg.workers), cost_input=(3, 32, 32), num_classes=10)
+                               slots=max(1, cfg.workers), cost_input=shape, num_classes=classes)
         return Plan(cfg, plugins, cls, space, seeds, None, ["table"], (cfg.report_column,), table)
     data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
     data.load()  # a missing file, bad npz or offline download fails here, before any write

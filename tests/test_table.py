@@ -6,7 +6,7 @@ import pytest
 
 from evonas.errors import ConfigError
 from evonas.evaluate.base import Job
-from evonas.evaluate.table import TableEvaluator
+from evonas.evaluate.table import TableEvaluator, nb201_setting
 from evonas.evolve import Search
 from evonas.genome.nb201 import NB201Genome
 
@@ -45,6 +45,15 @@ def test_cost_on_request_equals_the_built_network(csv):
     r = ev.poll()[0]
     assert r.params == sum(p.numel() for p in build(g, (3, 32, 32), 10).parameters())
     assert r.flops > r.params
+
+
+def test_cost_setting_follows_the_fitness_columns_data_set():
+    assert nb201_setting("c10_val_12") == ((3, 32, 32), 10)
+    assert nb201_setting("c100_test_200") == ((3, 32, 32), 100)
+    assert nb201_setting("cifar100-valid") == ((3, 32, 32), 100)
+    assert nb201_setting("ImageNet16-120_val") == ((3, 16, 16), 120)
+    assert nb201_setting("imgnet16_val_200") == ((3, 16, 16), 120)
+    assert nb201_setting("my_metric") == ((3, 32, 32), 10)
 
 
 def test_other_columns(csv):

@@ -173,3 +173,27 @@ def test_trials_release_their_memory(digits):
     for i in range(4):
         evaluate_job(Job(30 + i, TINY, seed=i), digits, CFG)
     assert _live_tensor_bytes() == before
+
+
+def test_oom_recovery_frees_the_failed_attempt_before_emptying_the_cache(digits, monkeypatch):
+    """torch's allocator can only hand memory back once nothing references it: the
+    failed attempt's module must already be garbage when ``_free`` runs (recovering
+    inside the ``except`` block would keep it alive through the traceback)."""
+    import weakref
+
+    import evonas.evaluate.train as tr
+    real_train, real_free, refs, alive_at_free = tr._train, tr._free, [], []
+
+    def fake(model, data, cfg, seed, device, micro, t0):
+        refs.append(weakref.ref(model))
+        if micro > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_train(model, data, cfg, seed, device, micro, t0)
+
+    def free(device):
+        real_free(device)
+        alive_at_free.append(refs[-1]() is not None)
+    monkeypatch.setattr(tr, "_train", fake)
+    monkeypatch.setattr(tr, "_free", free)
+    assert evaluate_job(Job(40, TINY, seed=0), digits, TrainConfig(batch_size=32)).status == "ok"
+    assert alive_at_free == [False]

@@ -41,8 +41,11 @@ def run_trial(job: Job, spec: DataSpec, cfg: TrainConfig, device: str) -> Result
         res = evaluate_job(job, data, cfg, device, worker=f"ray-pid{os.getpid()}@{device}")
     except CudaFault:
         os._exit(3)  # poisoned CUDA context: let Ray retry on a fresh process
-    if device != "cpu":
+    if device != "cpu":  # as the local workers: drop the trial's module, then return its memory
+        import gc
+
         import torch
+        gc.collect()
         torch.cuda.empty_cache()
     return res
 

@@ -8,8 +8,9 @@ value) gives a failed Result with the reason. The lookup is one dict access
 (built once from the CSV), so a whole search costs microseconds per child.
 
 With ``cost_input=(C, H, W)`` (and ``num_classes``) each Result also carries the
-analytic parameter and MAC counts of the network on that input (NB201's tables:
-CIFAR-10, ``(3, 32, 32)`` and 10 classes), memoised per architecture: what
+analytic parameter and MAC counts of the network on that input (``nb201_setting``
+reads it from the fitness column's name: CIFAR-10/100 at 32x32, ImageNet16-120 at
+16x16 with 120 classes), memoised per architecture: what
 ``nsga2`` needs as its second objective. Off by default (``None``): computing it
 costs ~10 ms per new architecture.
 """
@@ -22,6 +23,23 @@ import pandas as pd
 
 from ..errors import ConfigError
 from .base import FunctionEvaluator, Job, Result
+
+
+# NAS-Bench-201's data sets by the prefix of a column name: (input C, H, W), classes
+NB201_SETTINGS = (("imagenet16", (3, 16, 16), 120), ("imgnet16", (3, 16, 16), 120),
+                  ("in16", (3, 16, 16), 120), ("cifar100", (3, 32, 32), 100),
+                  ("c100", (3, 32, 32), 100), ("cifar10", (3, 32, 32), 10), ("c10", (3, 32, 32), 10))
+
+
+def nb201_setting(column: str) -> tuple[tuple[int, int, int], int]:
+    """Input shape and class count of the NB201 data set a column is about, from its
+    prefix (``c10_``/``cifar10``: 3x32x32, 10; ``c100_``/``cifar100``: 3x32x32, 100;
+    ``imgnet16_``/``ImageNet16-120``: 3x16x16, 120); CIFAR-10 for any other name."""
+    name = column.lower().replace("-", "").replace("_", "")
+    for prefix, shape, classes in NB201_SETTINGS:
+        if name.startswith(prefix.replace("_", "")):
+            return shape, classes
+    return (3, 32, 32), 10
 
 
 class TableEvaluator(FunctionEvaluator):

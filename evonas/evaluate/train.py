@@ -145,12 +145,13 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
                 _train(model, data, cfg, job.seed, device, micro, t0)
                 break
             except torch.cuda.OutOfMemoryError:
-                model = None
-                _free(device)
-                if attempt == cfg.oom_retries or micro == 1:
-                    raise TrialFailed(f"CUDA out of memory at micro-batch {micro} "
-                                      f"(batch {cfg.batch_size}, {attempt} halvings)") from None
-                micro = max(1, micro // 2)
+                pass  # recover below: inside `except` the traceback still holds the activations
+            model = None
+            _free(device)
+            if attempt == cfg.oom_retries or micro == 1:
+                raise TrialFailed(f"CUDA out of memory at micro-batch {micro} "
+                                  f"(batch {cfg.batch_size}, {attempt} halvings)")
+            micro = max(1, micro // 2)
         res.fitness = accuracy(model, data.x_val, data.y_val, cfg.eval_batch_size, device, cfg)
         if cfg.test:
             res.extra["test_accuracy"] = accuracy(model, data.x_test, data.y_test, cfg.eval_batch_size,
