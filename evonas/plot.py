@@ -126,13 +126,13 @@ def fitness_plot(df: pd.DataFrame, width: int = 900, height: int = 500) -> Image
     ok = pts[pts["status"] == "ok"]
     if not ok.empty:
         best = ok["fitness"].cummax()
-        line = []
+        line, prev = [], None  # a step line: horizontal until the next improvement
         for b, f in zip(ok["birth"], best):
-            if line:
-                line.append(px(b, line_f))
+            if prev is not None:
+                line.append(px(b, prev))
             line.append(px(b, f))
-            line_f = f
-        line.append(px(x1, line_f))
+            prev = f
+        line.append(px(x1, prev))
         d.line(line, fill="black", width=2)
     for i, op in enumerate(ops[:20]):
         y = top + 14 * i
