@@ -129,7 +129,7 @@ def test_modes_auto_follow_the_device_without_cuda():
             TrainConfig(**{field: value})
 
 
-def test_gpu_code_path_runs_on_cpu_bf16_channels_last(digits, monkeypatch):
+def test_gpu_code_path_runs_on_cpu_bf16_channels_last(digits, monkeypatch, tmp_path):
     """precision=bf16 + memory_format=channels_last is what a CUDA device gets by
     default: the same loop really computes in bf16 on channels_last inputs, and
     still learns."""
@@ -145,9 +145,16 @@ def test_gpu_code_path_runs_on_cpu_bf16_channels_last(digits, monkeypatch):
         return model, report
     monkeypatch.setattr(tr, "_build", spy)
     cfg = TrainConfig(epochs=2, batch_size=32, precision="bf16", memory_format="channels_last")
-    r = evaluate_job(Job(13, TINY, seed=0), digits, cfg)
+    path = tmp_path / "parent.safetensors"
+    r = evaluate_job(Job(13, TINY, seed=0, weights_out=str(path)), digits, cfg)
     assert r.status == "ok" and r.fitness > 30.0, r.reason
     assert seen and all(s == (torch.bfloat16, True) for s in seen), set(seen)
+    assert load_file(path)["head.weight"].dtype == torch.float32  # bf16 is autocast only
+    child = Job(15, TINY, parent_ids=(13,), operator="edge_op", inherit="exact", parent_genome=TINY,
+                parent_weights=str(path), seed=1)  # channels_last weights saved, loaded, inherited
+    c = evaluate_job(child, digits, TrainConfig(batch_size=32, lr=1e-9, precision="bf16",
+                                                memory_format="channels_last"))
+    assert c.status == "ok" and c.inherited == "exact" and abs(c.fitness - r.fitness) < 10.0
     seen.clear()
     evaluate_job(Job(14, TINY, seed=0), digits, CFG)  # CPU default: fp32, contiguous
     assert seen and all(dt == torch.float32 for dt, _ in seen)
