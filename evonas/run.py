@@ -109,7 +109,12 @@ def _plan(cfg: Config) -> Plan:
         return Plan(cfg, plugins, cls, space, seeds, None, ["table"], (cfg.report_column,), table)
     data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
     data.load()  # a missing file, bad npz or offline download fails here, before any write
-    slots = select_slots(cfg.devices, cfg.workers, cfg.trials_per_device)
+    if cfg.backend == "ray":  # the cluster's devices, not this machine's; connects (or fails) now
+        from .evaluate.ray_backend import cluster_slots, connect
+        connect(cfg.ray_address or None)
+        slots = cluster_slots(cfg.devices, cfg.workers, cfg.trials_per_device)
+    else:
+        slots = select_slots(cfg.devices, cfg.workers, cfg.trials_per_device)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
 
 

@@ -13,6 +13,59 @@ TINY = NB201Genome(("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "skip_connec
                     "nor_conv_3x3"), NB201Space(C=4, N=1))
 
 
+def test_cluster_slots_follow_the_clusters_resources():
+    from evonas.errors import ConfigError
+    from evonas.evaluate.ray_backend import cluster_slots
+    gpu_cluster = {"CPU": 64.0, "GPU": 4.0}  # a driver without a GPU still places on the cluster's
+    assert cluster_slots("cuda", trials_per_device=2, resources=gpu_cluster) == [
+        "cuda:0", "cuda:1", "cuda:2", "cuda:3"] * 2
+    assert cluster_slots("auto", resources=gpu_cluster) == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+    assert cluster_slots("auto", resources={"CPU": 12.0}) == ["cpu"] * 12  # one task per cluster CPU
+    assert cluster_slots("cpu", workers=3, resources=gpu_cluster) == ["cpu"] * 3
+    with pytest.raises(ConfigError, match="the Ray cluster has no GPUs"):
+        cluster_slots("cuda", resources={"CPU": 8.0})
+
+
+@pytest.mark.parametrize("address, needle", [("127.0.0.1:1", "cannot reach Ray there"),
+                                             ("ray://127.0.0.1:1", "cannot reach Ray there"),
+                                             ("no-port", "expected HOST:PORT")])
+def test_bad_ray_address_is_one_line_at_once(address, needle):
+    """ray.init would retry an unreachable address for minutes; we fail in seconds."""
+    from evonas.errors import ConfigError
+    from evonas.evaluate.ray_backend import connect
+    if ray.is_initialized():
+        pytest.skip("this process is already connected to Ray")
+    with pytest.raises(ConfigError, match=needle):
+        connect(address)
+    assert not ray.is_initialized()
+
+
+def test_cli_search_on_a_local_ray(tmp_path):
+    """``python -m evonas.run --backend ray``: a small aging search with real training
+    as Ray tasks on a Ray instance the run starts (and shuts down) itself."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+    d = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.run([sys.executable, "-m", "evonas.run", "--backend", "ray", "--devices", "cpu",
+                        "--workers", "2", "--genome", "nb201", "--space", "C=4", "--space", "N=1",
+                        "--population", "2", "--sample-size", "1", "--evaluations", "4",
+                        "--batch-size", "128", "--run-dir", str(d), "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    if p.returncode == 2 and "cannot connect/start Ray" in p.stderr:
+        pytest.skip(f"a local Ray instance does not start here: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stderr[-2000:]
+    df = pd.read_csv(d / "lineage.csv")
+    trained = df[df["status"] != "duplicate"]  # an isomorphic child reuses its twin's fitness
+    assert len(df) == 4 and (trained["status"] == "ok").all(), df[["status", "reason"]]
+    assert trained["worker"].str.startswith("ray-").all() and trained["fitness"].notna().all()
+    assert (df["operator"] != "init").sum() == 2  # children of the population, not 4 random nets
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     try:

@@ -9,6 +9,11 @@ submitted at a time; the rest wait here, which keeps per-trial timeouts honest.
 
 A task whose process dies (or that hits a CUDA fault, which ends its process) is
 retried by Ray up to ``max_retries`` times; any other error becomes a failed Result.
+
+Placement is the cluster's, not the driver's: ``cluster_slots`` reads
+``ray.cluster_resources()``, so a driver without a GPU can run ``--devices cuda
+--trials-per-device 2`` on a cluster with GPUs (2 tasks per cluster GPU), and
+``--devices cpu`` with ``--workers 0`` runs one task per cluster CPU.
 """
 from __future__ import annotations
 
@@ -20,10 +25,68 @@ from typing import Optional
 from ..errors import ConfigError
 from .base import Job, Result
 from .data import Data, DataSpec
-from .devices import gpu_fraction
+from .devices import gpu_fraction, select_slots
 from .train import CudaFault, TrainConfig, evaluate_job
 
 _CACHE: dict = {}  # in each Ray worker process: (DataSpec, device) -> Data
+_OWNED = [False]  # the driver's Ray was started by connect() (so close() shuts it down)
+
+
+def connect(address: Optional[str] = None, **init_kwargs) -> None:
+    """Join the Ray cluster at ``address`` (None: start a local instance) unless this
+    process already is connected; ConfigError naming the address when it cannot."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("ray", "--backend", "ray", "Ray is not installed (pip install 'evonas[ray]')") from None
+    if ray.is_initialized():
+        return
+    if address:
+        _check_reachable(address)
+    if address is None:  # a local instance: no dashboard, no worker logs on our terminal
+        init_kwargs = {"include_dashboard": False, "log_to_driver": False, **init_kwargs}
+    try:
+        ray.init(address=address, **init_kwargs)
+    except Exception as e:  # wrong address, cluster down: one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError("ray", "--ray-address", address or "(local)", f"cannot connect/start Ray: {first}") from None
+    _OWNED[0] = True
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """TCP-connect to ``[ray://]HOST:PORT`` first: ``ray.init`` retries an unreachable
+    GCS for minutes, a user with a typo deserves one line at once ("auto" is Ray's
+    own lookup and is left to it)."""
+    import socket
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if address == "auto":
+        return
+    if not sep or not port.isdigit():
+        raise ConfigError("ray", "--ray-address", address, "expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConfigError("ray", "--ray-address", address,
+                          f"cannot reach Ray there ({e.strerror or type(e).__name__})") from None
+
+
+def cluster_slots(devices: str = "auto", workers: int = 0, trials_per_device: int = 1,
+                  resources: Optional[dict] = None) -> list[str]:
+    """Slots for the connected Ray cluster (``resources``: ``ray.cluster_resources()``
+    unless given): ``auto`` is ``cuda`` when the cluster has GPUs; ``workers`` 0 on
+    CPU means one task per cluster CPU."""
+    if resources is None:
+        import ray
+        resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+    spec = devices.strip().lower() if isinstance(devices, str) else devices
+    if spec not in ("auto", "cpu") and gpus == 0:
+        raise ConfigError("ray", "--devices", devices, f"the Ray cluster has no GPUs (resources: "
+                          f"{cpus} CPU, 0 GPU); use --devices cpu")
+    if spec == "cpu" or (spec == "auto" and gpus == 0):
+        return select_slots("cpu", workers or cpus, gpu_count=gpus)
+    return select_slots(devices, workers, trials_per_device, gpu_count=gpus)
 
 
 def _cached_data(spec: DataSpec, device: str) -> Data:
@@ -52,27 +115,18 @@ def run_trial(job: Job, spec: DataSpec, cfg: TrainConfig, device: str) -> Result
 
 class RayEvaluator:
     """Evaluator protocol on Ray. ``slots``: device strings from
-    ``devices.parse_devices`` (their number bounds the trials in flight; GPU slots
-    set the GPU fraction per trial). Uses the running Ray instance, or starts/joins
-    one with ``ray.init(address=address, **init_kwargs)`` and shuts it down on
-    ``close``. ``timeout_s``: hard limit per trial from its launch (the task is
+    ``cluster_slots`` (their number bounds the trials in flight; GPU slots set the
+    GPU fraction per trial). Uses the running Ray instance, or starts/joins one with
+    ``connect(address, **init_kwargs)`` and then shuts it down on ``close``. ``timeout_s``: hard limit per trial from its launch (the task is
     cancelled and the trial failed with 'timeout')."""
 
     def __init__(self, data: DataSpec, cfg: TrainConfig, slots: list[str], address: Optional[str] = None,
                  max_retries: int = 2, timeout_s: Optional[float] = None, init_kwargs: Optional[dict] = None):
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError("ray", "--backend", "ray", "Ray is not installed (pip install 'evonas[ray]')") from None
         if not slots:
             raise ConfigError("ray", "slots", slots, "need at least one slot")
+        connect(address, **(init_kwargs or {}))
+        import ray
         self._ray = ray
-        self._owns = not ray.is_initialized()
-        if self._owns:
-            try:
-                ray.init(address=address, **(init_kwargs or {}))
-            except Exception as e:  # wrong address, cluster down: one line
-                raise ConfigError("ray", "--ray-address", address, f"cannot connect/start Ray: {e}") from None
         self.slots, self.spec, self.cfg = len(slots), data, cfg
         gpu = gpu_fraction(slots)
         self.device = "cuda" if gpu else "cpu"
@@ -112,9 +166,9 @@ class RayEvaluator:
 
     def close(self) -> None:
         self.cancel_all()
-        if self._owns and self._ray.is_initialized():
+        if _OWNED[0] and self._ray.is_initialized():
             self._ray.shutdown()
-            self._owns = False
+            _OWNED[0] = False
 
     def __enter__(self):
         return self
