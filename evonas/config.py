@@ -91,8 +91,8 @@ class Config:
     inherit: str = _f("exact", "weight inheritance from the parent", choices=INHERIT)
     precision: str = _f("auto", "training arithmetic: bf16 autocast or fp32 (auto = bf16 on CUDA, "
                         "fp32 on CPU)", choices=PRECISIONS)
-    memory_format: str = _f("auto", "activation/weight layout (auto = channels_last on CUDA, "
-                            "contiguous on CPU)", choices=MEMORY_FORMATS)
+    memory_format: str = _f("auto", "activation/weight layout (auto = channels_last, faster on CPU "
+                            "too: benchmarks/memory_format.py)", choices=MEMORY_FORMATS)
     max_params: int = _f(5_000_000, "children with more parameters fail without training (0 = no limit)")
     max_macs: int = _f(1_000_000_000, "children with more multiply-accumulates per image fail "
                        "without training (0 = no limit)")

@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                    help="bf16 autocast or fp32 (default: auto = bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--memory-format", default="auto", choices=("auto", "channels_last", "contiguous"),
-                   help="activation/weight layout (default: auto = channels_last on CUDA)")
+                   help="activation/weight layout (default: auto = channels_last)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/train-<stem>-s<seed>)")
     return p
