@@ -37,9 +37,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .config import INHERIT
 from .errors import ConfigError
 
-MODES = ("exact", "shape", "none")
+MODES = INHERIT
 BN_EPS = 1e-5  # nn.BatchNorm2d default, used by every BN of evonas.ops
 BN_KEYS = ("weight", "bias", "running_mean", "running_var")
 

@@ -2,7 +2,9 @@
 ``generational``, ``es``, ``random_search``, ``nsga2``) and the ``Search`` engine."""
 from . import aging, aging_novel, es, generational, nsga2, random_search  # noqa: F401  (register strategies)
 from .base import STRATEGIES, Proposal, Strategy, register_strategy
-from .engine import DEDUP, INHERIT, LINEAGE_COLUMNS, Search
+from ..config import DEDUP, INHERIT
+from ..store.lineage import COLUMNS as LINEAGE_COLUMNS
+from .engine import Search
 from .toolbox import Member, Variation, parse_mutation_spec
 
 __all__ = ["STRATEGIES", "Proposal", "Strategy", "register_strategy", "DEDUP", "INHERIT",
