@@ -205,3 +205,18 @@ def test_oom_recovery_frees_the_failed_attempt_before_emptying_the_cache(digits,
     monkeypatch.setattr(tr, "_free", free)
     assert evaluate_job(Job(40, TINY, seed=0), digits, TrainConfig(batch_size=32)).status == "ok"
     assert alive_at_free == [False]
+
+
+def test_oom_while_scoring_halves_the_eval_batch_and_keeps_the_model(digits, monkeypatch):
+    import evonas.evaluate.train as tr
+    real, batches = tr.accuracy, []
+
+    def fake(model, x, y, batch=1024, device="cpu", cfg=None):  # fits 64 images at a time
+        batches.append(batch)
+        if batch > 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, x, y, batch, device, cfg)
+    monkeypatch.setattr(tr, "accuracy", fake)
+    r = evaluate_job(Job(41, TINY, seed=0), digits, TrainConfig(batch_size=32, eval_batch_size=256))
+    assert r.status == "ok" and batches == [256, 128, 64]
+    assert r.fitness == evaluate_job(Job(41, TINY, seed=0), digits, TrainConfig(batch_size=32)).fitness

@@ -14,7 +14,8 @@ fixed seed gives the same fitness bit for bit.
 Failures come back as ``Result(status="failed", reason=...)``: over the parameter
 or MAC budget (checked before building anything), NaN/inf loss, timeout, CUDA
 out-of-memory after halving the micro-batch ``oom_retries`` times (the effective
-batch is kept by gradient accumulation). A CUDA fault other than OOM is raised as
+batch is kept by gradient accumulation; an OOM while scoring halves the evaluation
+batch instead, keeping the trained model). A CUDA fault other than OOM is raised as
 ``CudaFault``: it poisons the process, so the worker pool replaces the worker.
 """
 from __future__ import annotations
@@ -154,10 +155,9 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
                 raise TrialFailed(f"CUDA out of memory at micro-batch {micro} "
                                   f"(batch {cfg.batch_size}, {attempt} halvings)")
             micro = max(1, micro // 2)
-        res.fitness = accuracy(model, data.x_val, data.y_val, cfg.eval_batch_size, device, cfg)
+        res.fitness = _score(model, data.x_val, data.y_val, device, cfg)
         if cfg.test:
-            res.extra["test_accuracy"] = accuracy(model, data.x_test, data.y_test, cfg.eval_batch_size,
-                                                  device, cfg)
+            res.extra["test_accuracy"] = _score(model, data.x_test, data.y_test, device, cfg)
         if micro != cfg.batch_size:  # an ok row's reason says so in the lineage
             res.extra["micro_batch"] = micro
             res.reason = (f"CUDA out of memory at micro-batch {micro * 2}: trained at micro-batch "
@@ -292,6 +292,20 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1024, device:
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             correct += (model(xb).argmax(1) == y[i:i + batch]).sum()
     return 100.0 * int(correct) / max(1, len(y))
+
+
+def _score(model, x: torch.Tensor, y: torch.Tensor, device: str, cfg: TrainConfig) -> float:
+    """``accuracy`` at ``cfg.eval_batch_size``, halved on CUDA OOM down to 1 (the
+    trained model is kept: only the evaluation batch is too big)."""
+    batch = cfg.eval_batch_size
+    while True:
+        try:
+            return accuracy(model, x, y, batch, device, cfg)
+        except torch.cuda.OutOfMemoryError:
+            if batch == 1:
+                raise TrialFailed("CUDA out of memory evaluating at batch 1") from None
+        _free(device)  # outside `except`: the traceback no longer pins the activations
+        batch = max(1, batch // 2)
 
 
 def save_weights(model, path: str, metadata: dict[str, str] | None = None) -> None:
