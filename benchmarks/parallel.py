@@ -159,6 +159,9 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--C", type=int, default=8, help="NB201 stem channels")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                    help="as evonas.run --precision (auto: bf16 on CUDA, fp32 on CPU)")
+    ap.add_argument("--memory-format", default="auto", choices=("auto", "channels_last", "contiguous"))
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads per CPU worker (0: cores / workers; 1 on a busy machine)")
     a = ap.parse_args(argv)
@@ -167,16 +170,19 @@ def main(argv=None) -> None:
     genomes = [NB201Genome.sample(rng, NB201Space(C=a.C, N=1)) for _ in range(a.trials)]
     cores = len(os.sched_getaffinity(0))
     print(f"dataset {a.dataset} (max_train {a.max_train}), {a.trials} trials of NB201 C={a.C} N=1, "
-          f"{a.epochs} epoch(s), batch {a.batch_size}; {cores} CPU cores visible")
+          f"{a.epochs} epoch(s), batch {a.batch_size}, precision {a.precision}, memory format "
+          f"{a.memory_format}; {cores} CPU cores visible")
     rows = []
     for item in [x for x in a.workers.split(",") if x]:
         n, _, t = item.partition("x")
         n = int(n)
         threads = int(t) if t else (a.threads or max(1, cores // n))
-        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=threads)
+        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=threads, precision=a.precision,
+                          memory_format=a.memory_format)
         rows.append({**run(parse_devices("cpu", workers=n), spec, cfg, genomes), "threads": threads})
     for k in [int(x) for x in a.gpu_k.split(",") if x]:
-        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size)
+        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, precision=a.precision,
+                          memory_format=a.memory_format)
         rows.append(run(parse_devices("cuda:0", trials_per_device=k), spec, cfg, genomes))
     base = rows[0]["per_min"] if rows else 1.0
     print(f"{'device':8} {'slots':>5} {'threads':>7} {'startup s':>9} {'timed s':>8} {'trials/min':>10} {'speedup':>7} "
