@@ -21,6 +21,9 @@ class FieldError(EvonasError, ValueError):
             shown = shown[:77] + "..."
         super().__init__(f"{where}: field '{field}' = {shown}: {why}")
 
+    def __reduce__(self):  # picklable with its four fields (workers, Ray actors send errors back)
+        return type(self), (self.where, self.field, self.value, self.why)
+
 
 class GenomeError(FieldError):
     """A genome (string, dict, file or value) is malformed or violates its space."""

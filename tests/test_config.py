@@ -110,3 +110,14 @@ def test_check_names_against_registries():
         check_names(Config(genome="nb201", strategy="nope"))
     with pytest.raises(ConfigError, match="mutations"):
         check_names(Config(genome="nb201", mutations=("no_such_op",)))
+
+
+def test_named_errors_survive_pickling():
+    """Workers and Ray actors send errors back by pickle: a FieldError must arrive whole."""
+    import pickle
+
+    from evonas.errors import FieldError, GenomeError, GraphError
+    for cls in (FieldError, GenomeError, GraphError, ConfigError):
+        e = pickle.loads(pickle.dumps(cls("where", "field", [1, 2], "why")))
+        assert type(e) is cls and str(e) == "where: field 'field' = [1, 2]: why"
+        assert (e.where, e.field, e.value, e.why) == ("where", "field", [1, 2], "why")

@@ -76,22 +76,60 @@ def local_ray():
     ray.shutdown()
 
 
-def test_ray_backend_two_digits_jobs(local_ray):
-    from evonas.evaluate.ray_backend import RayEvaluator
-    from evonas.evaluate.train import evaluate_job
-    spec, cfg = DataSpec("digits", max_train=500), TrainConfig(epochs=1, batch_size=32, threads=1)
-    ev = RayEvaluator(spec, cfg, ["cpu", "cpu"])
-    assert ev.slots == 2
-    ev.submit(Job(1, TINY, seed=0))
-    ev.submit(Job(2, TINY, seed=1))
+SPEC, CFG = DataSpec("digits", max_train=500), TrainConfig(epochs=1, batch_size=32, threads=1)
+
+
+def _collect(ev, n):
     got = {}
-    while len(got) < 2:
+    while len(got) < n:
         rs = ev.poll(timeout=120)
         assert rs, "no result from Ray within 120 s"
         got.update({r.id: r for r in rs})
+    return got
+
+
+def test_ray_backend_two_digits_jobs(local_ray):
+    from evonas.evaluate.ray_backend import RayEvaluator
+    from evonas.evaluate.train import evaluate_job
+    spec, cfg = SPEC, CFG
+    ev = RayEvaluator(spec, cfg, ["cpu", "cpu"])
+    assert ev.slots == 2
+    for i in range(4):
+        ev.submit(Job(1 + i, TINY, seed=i))
+    got = _collect(ev, 4)
     ev.close()
     assert local_ray.is_initialized()  # the evaluator leaves a Ray it did not start running
     assert all(r.status == "ok" and r.fitness > 15.0 for r in got.values()), got
     assert all(r.worker.startswith("ray-") for r in got.values())
+    # persistent actors: 4 trials on the 2 actors' processes (data loaded once per actor)
+    assert len({r.worker for r in got.values()}) == 2
     # the same function in-process gives the same fitness (deterministic on CPU)
     assert evaluate_job(Job(1, TINY, seed=0), spec.load(), cfg).fitness == got[1].fitness
+
+
+def test_killed_actor_is_replaced_and_trial_retried_timeout_kills(local_ray):
+    from evonas.evaluate.ray_backend import RayEvaluator
+    ev = RayEvaluator(SPEC, CFG, ["cpu"], max_retries=1)
+    ev.submit(Job(1, TINY, seed=0))
+    (_, actor, _), = ev._running.values()
+    ray.kill(actor, no_restart=True)  # the actor's process dies mid-trial
+    r = _collect(ev, 1)[1]
+    assert r.status == "ok", r.reason  # retried on a fresh actor
+    ev.timeout_s = 0.5
+    ev.submit(Job(2, NB201Genome(("nor_conv_3x3",) * 6, NB201Space(C=48, N=3)), seed=0))  # several s
+    r = _collect(ev, 1)[2]
+    assert r.status == "failed" and r.reason.startswith("timeout: actor killed")
+    ev.timeout_s = None
+    ev.submit(Job(3, TINY, seed=0))
+    assert _collect(ev, 1)[3].status == "ok"  # the replacement actor serves on
+    ev.close()
+
+
+def test_actors_that_cannot_start_raise_worker_error(local_ray, tmp_path):
+    from evonas.evaluate.ray_backend import RayEvaluator
+    from evonas.evaluate.workers import WorkerError
+    ev = RayEvaluator(DataSpec(f"npz:{tmp_path / 'gone.npz'}"), CFG, ["cpu"])
+    ev.submit(Job(1, TINY, seed=0))
+    with pytest.raises(WorkerError, match=r"died 3 times before any trial ended: .*ConfigError.*gone\.npz"):
+        for _ in range(100):
+            ev.poll(timeout=5)

@@ -1,19 +1,24 @@
-"""``--backend ray [--ray-address ADDR]``: the same ``evaluate_job`` as Ray tasks.
+"""``--backend ray [--ray-address ADDR]``: the same ``evaluate_job`` in Ray actors.
 
-Each trial is one task asking for 1 CPU and, on GPUs, ``1/trials_per_device`` of a
-GPU, so Ray packs K trials per GPU (it sets ``CUDA_VISIBLE_DEVICES`` for the task,
-hence the device inside is ``cuda``). Ray reuses its worker processes, and each
-keeps the last loaded data set (keyed by ``DataSpec`` and device), so the data is
-loaded once per worker process, not once per trial. At most ``slots`` tasks are
-submitted at a time; the rest wait here, which keeps per-trial timeouts honest.
+One persistent actor per slot, asking Ray for 1 CPU and, on GPUs,
+``1/trials_per_device`` of a GPU, so Ray packs K actors per GPU. An actor keeps
+its GPU for life (Ray sets ``CUDA_VISIBLE_DEVICES`` for it, hence the device
+inside is ``cuda``), so CUDA is initialised and the data set loaded onto the
+device once per actor, not once per trial -- plain GPU *tasks* would get a new
+process per call (Ray's ``max_calls=1`` default for GPU tasks) or, reused, one
+whose CUDA context belongs to another GPU. The driver hands each idle actor one
+trial at a time, which keeps per-trial timeouts honest.
 
-A task whose process dies (or that hits a CUDA fault, which ends its process) is
-retried by Ray up to ``max_retries`` times; any other error becomes a failed Result.
+Faults, as in the local ``LocalPool``: an actor that dies (process killed, or a
+CUDA fault, after which it exits on purpose) is replaced and its trial retried up
+to ``max_retries`` times; a trial over ``timeout_s`` gets its actor killed and
+replaced and is recorded failed; actors that keep dying before finishing any
+trial (e.g. the data set does not load there) raise ``WorkerError``.
 
 Placement is the cluster's, not the driver's: ``cluster_slots`` reads
 ``ray.cluster_resources()``, so a driver without a GPU can run ``--devices cuda
---trials-per-device 2`` on a cluster with GPUs (2 tasks per cluster GPU), and
-``--devices cpu`` with ``--workers 0`` runs one task per cluster CPU.
+--trials-per-device 2`` on a cluster with GPUs (2 trials per cluster GPU), and
+``--devices cpu`` with ``--workers 0`` runs one actor per cluster CPU.
 """
 from __future__ import annotations
 
@@ -24,11 +29,10 @@ from typing import Optional
 
 from ..errors import ConfigError
 from .base import Job, Result
-from .data import Data, DataSpec
+from .data import DataSpec
 from .devices import gpu_fraction, select_slots
 from .train import CudaFault, TrainConfig, evaluate_job
 
-_CACHE: dict = {}  # in each Ray worker process: (DataSpec, device) -> Data
 _OWNED = [False]  # the driver's Ray was started by connect() (so close() shuts it down)
 
 
@@ -89,53 +93,61 @@ def cluster_slots(devices: str = "auto", workers: int = 0, trials_per_device: in
     return select_slots(devices, workers, trials_per_device, gpu_count=gpus)
 
 
-def _cached_data(spec: DataSpec, device: str) -> Data:
-    key = (spec, device)
-    if key not in _CACHE:
-        _CACHE.clear()  # keep one data set per process
-        _CACHE[key] = spec.load().to(device)
-    return _CACHE[key]
+class TrialActor:
+    """Body of one Ray actor (a plain class, wrapped by ``ray.remote`` when used):
+    loads the data onto ``device`` once, then trains one job per ``run`` call."""
 
+    def __init__(self, spec: DataSpec, cfg: TrainConfig, device: str, threads: int = 1):
+        import torch
+        if device == "cpu":
+            torch.set_num_threads(threads)
+        self.cfg, self.device = cfg, device
+        self.data = spec.load().to(device)
 
-def run_trial(job: Job, spec: DataSpec, cfg: TrainConfig, device: str) -> Result:
-    """Body of the Ray task (plain function, so it is testable without Ray)."""
-    data = _cached_data(spec, device)
-    try:
-        res = evaluate_job(job, data, cfg, device, worker=f"ray-pid{os.getpid()}@{device}")
-    except CudaFault:
-        os._exit(3)  # poisoned CUDA context: let Ray retry on a fresh process
-    if device != "cpu":  # as the local workers: drop the trial's module, then return its memory
+    def run(self, job: Job) -> Result:
         import gc
 
         import torch
-        gc.collect()
-        torch.cuda.empty_cache()
-    return res
+        try:
+            res = evaluate_job(job, self.data, self.cfg, self.device, worker=f"ray-pid{os.getpid()}@{self.device}")
+        except CudaFault:
+            os._exit(3)  # poisoned CUDA context: the driver replaces this actor and retries
+        gc.collect()  # drop the trial's module, then hand its GPU memory back
+        if self.device != "cpu":
+            torch.cuda.empty_cache()
+            res.extra["gpu_mem_mb"] = torch.cuda.memory_allocated() / 2**20
+        return res
 
 
 class RayEvaluator:
-    """Evaluator protocol on Ray. ``slots``: device strings from
-    ``cluster_slots`` (their number bounds the trials in flight; GPU slots set the
-    GPU fraction per trial). Uses the running Ray instance, or starts/joins one with
-    ``connect(address, **init_kwargs)`` and then shuts it down on ``close``. ``timeout_s``: hard limit per trial from its launch (the task is
-    cancelled and the trial failed with 'timeout')."""
+    """Evaluator protocol on Ray actors. ``slots``: device strings from
+    ``cluster_slots`` (one actor each; GPU slots set the GPU fraction per actor).
+    Uses the running Ray instance, or starts/joins one with ``connect(address,
+    **init_kwargs)`` and then shuts it down on ``close``. ``timeout_s``: hard limit
+    per trial (default 1.5 x ``cfg.timeout_s`` + 10 s); ``max_retries``: re-runs of
+    a trial whose actor died (0..10)."""
 
     def __init__(self, data: DataSpec, cfg: TrainConfig, slots: list[str], address: Optional[str] = None,
                  max_retries: int = 2, timeout_s: Optional[float] = None, init_kwargs: Optional[dict] = None):
         if not slots:
             raise ConfigError("ray", "slots", slots, "need at least one slot")
+        if not isinstance(max_retries, int) or not 0 <= max_retries <= 10:
+            raise ConfigError("ray", "max_retries", max_retries, "must be an integer in 0..10")
         connect(address, **(init_kwargs or {}))
         import ray
         self._ray = ray
-        self.slots, self.spec, self.cfg = len(slots), data, cfg
+        self.slots, self.spec, self.cfg, self.max_retries = len(slots), data, cfg, max_retries
         gpu = gpu_fraction(slots)
         self.device = "cuda" if gpu else "cpu"
         if timeout_s is None and cfg.timeout_s is not None:
             timeout_s = 1.5 * cfg.timeout_s + 10.0
         self.timeout_s = timeout_s
-        self._task = ray.remote(run_trial).options(num_cpus=1, num_gpus=gpu, max_retries=max_retries)
+        self._actor_cls = ray.remote(TrialActor).options(num_cpus=1, num_gpus=gpu, max_restarts=0)
+        self._idle: list = [self._new_actor() for _ in slots]
         self._queue: deque[Job] = deque()
-        self._running: dict = {}  # ObjectRef -> (job, launch time)
+        self._running: dict = {}  # ObjectRef -> (job, actor, launch time)
+        self._attempts: dict[int, int] = {}
+        self._any_result = False  # until a first trial ends, deaths mean the actors cannot start
 
     def submit(self, job: Job) -> None:
         self._queue.append(job)
@@ -151,21 +163,24 @@ class RayEvaluator:
             ready, _ = self._ray.wait(list(self._running), num_returns=1, timeout=wait)
             if ready:
                 ready, _ = self._ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
-            out = [self._collect(ref) for ref in ready] + self._expire()
+            out = [r for r in (self._collect(ref) for ref in ready) if r is not None] + self._expire()
             if out or (deadline is not None and time.monotonic() >= deadline):
                 self._launch()
                 return out
 
     def cancel_all(self) -> list[int]:
-        ids = [j.id for j in self._queue] + [j.id for j, _ in self._running.values()]
+        ids = [j.id for j in self._queue] + [j.id for j, _, _ in self._running.values()]
         self._queue.clear()
-        for ref in list(self._running):
-            self._ray.cancel(ref, force=True)
+        for ref, (_, actor, _) in list(self._running.items()):
+            self._replace(actor)  # actor calls cannot be force-cancelled: kill and renew the actor
         self._running.clear()
         return ids
 
     def close(self) -> None:
-        self.cancel_all()
+        self._queue.clear()
+        for actor in self._idle + [a for _, a, _ in self._running.values()]:
+            self._kill(actor)
+        self._idle, self._running = [], {}
         if _OWNED[0] and self._ray.is_initialized():
             self._ray.shutdown()
             _OWNED[0] = False
@@ -176,28 +191,76 @@ class RayEvaluator:
     def __exit__(self, *exc):
         self.close()
 
-    def _launch(self) -> None:
-        while self._queue and len(self._running) < self.slots:
-            job = self._queue.popleft()
-            ref = self._task.remote(job, self.spec, self.cfg, self.device)
-            self._running[ref] = (job, time.monotonic())
+    # --- internals ---
+    def _new_actor(self):
+        return self._actor_cls.remote(self.spec, self.cfg, self.device, self.cfg.threads or 1)
 
-    def _collect(self, ref) -> Result:
-        job, _ = self._running.pop(ref)
+    def _kill(self, actor) -> None:
         try:
-            return self._ray.get(ref)
-        except Exception as e:  # task error, worker crashed beyond retries, ...
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            return Result(job.id, "failed", reason=f"ray: {type(e).__name__}: {first}", worker="ray")
+            self._ray.kill(actor, no_restart=True)
+        except Exception:  # already dead
+            pass
+
+    def _replace(self, actor) -> None:
+        self._kill(actor)
+        self._idle.append(self._new_actor())
+
+    def _launch(self) -> None:
+        while self._queue and self._idle:
+            job, actor = self._queue.popleft(), self._idle.pop()
+            self._running[actor.run.remote(job)] = (job, actor, time.monotonic())
+
+    def _collect(self, ref) -> Optional[Result]:
+        job, actor, _ = self._running.pop(ref)
+        try:
+            res = self._ray.get(ref)
+        except self._ray.exceptions.RayActorError as e:  # the process died: renew, retry the trial
+            self._replace(actor)
+            return self._retry(job, _cause(e))
+        except Exception as e:  # e.g. a job that cannot be serialised: the actor itself is fine
+            self._idle.append(actor)
+            return Result(job.id, "failed", reason=f"ray: {type(e).__name__}: {_first_line(e)}", worker="ray")
+        self._idle.append(actor)
+        self._attempts.pop(job.id, None)
+        self._any_result = True
+        return res
+
+    def _retry(self, job: Job, why: str) -> Optional[Result]:
+        n = self._attempts.get(job.id, 0) + 1
+        self._attempts[job.id] = n
+        if n <= self.max_retries:
+            self._queue.appendleft(job)
+            return None
+        self._attempts.pop(job.id, None)
+        if not self._any_result:  # nothing ever worked: the actors cannot start (data, CUDA, ...)
+            from .workers import WorkerError
+            self.close()
+            raise WorkerError(f"Ray actors on {self.device} died {n} times before any trial ended: {why}")
+        return Result(job.id, "failed", worker="ray", reason=f"ray actor died: {why}; gave up after {n} attempts")
 
     def _expire(self) -> list[Result]:
         if self.timeout_s is None:
             return []
         now, out = time.monotonic(), []
-        for ref, (job, t0) in list(self._running.items()):
+        for ref, (job, actor, t0) in list(self._running.items()):
             if now - t0 > self.timeout_s:
-                self._ray.cancel(ref, force=True)
                 del self._running[ref]
+                self._replace(actor)
                 out.append(Result(job.id, "failed", worker="ray",
-                                  reason=f"timeout: task cancelled after {now - t0:.1f} s (limit {self.timeout_s:g} s)"))
+                                  reason=f"timeout: actor killed after {now - t0:.1f} s (limit {self.timeout_s:g} s)"))
         return out
+
+
+def _cause(e: BaseException) -> str:
+    """The innermost ``SomeError: message`` line of a Ray error's remote traceback
+    (what actually went wrong inside the actor), else its first line."""
+    for line in reversed(str(e).strip().splitlines()):
+        head = line.strip().split(":", 1)[0]
+        if head and head.replace(".", "").replace("_", "").isalnum() and head.endswith(("Error", "Exception")):
+            return line.strip()
+    return _first_line(e)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
