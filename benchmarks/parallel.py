@@ -3,6 +3,7 @@
     python benchmarks/parallel.py                       # CPU: 1 and 2 workers
     python benchmarks/parallel.py --workers 1,2,4 --trials 16 --dataset digits
     python benchmarks/parallel.py --gpu-k 1,2,4         # also CUDA, K trials per GPU
+    python benchmarks/parallel.py --ray 2               # also 2 Ray actors (local Ray)
     python benchmarks/parallel.py --workers 1 --trials 50 --dataset digits   # leak check
 
 Every configuration trains the same list of random NB201 genomes (seeded) with the
@@ -88,11 +89,17 @@ def parse_smi(text: str) -> list[tuple[float, float]]:
     return out
 
 
-def run(slots: list[str], spec: DataSpec, cfg: TrainConfig, genomes: list) -> dict:
+def run(slots: list[str], spec: DataSpec, cfg: TrainConfig, genomes: list, backend: str = "local") -> dict:
     t0 = time.monotonic()
-    with LocalPool(spec, cfg, slots) as pool:
-        pool.wait_ready()
-        startup = time.monotonic() - t0
+    if backend == "ray":
+        from evonas.evaluate.ray_backend import RayEvaluator
+        pool = RayEvaluator(spec, cfg, slots, init_kwargs={"num_cpus": len(slots)})
+    else:
+        pool = LocalPool(spec, cfg, slots)
+    with pool:
+        if backend == "local":
+            pool.wait_ready()
+        startup = time.monotonic() - t0  # Ray: actors still start during the warm-up below
         for i in range(len(slots)):  # warm-up: first-call overheads of each worker
             pool.submit(Job(-1 - i, genomes[0], seed=0))
         _drain(pool, len(slots))
@@ -106,7 +113,8 @@ def run(slots: list[str], spec: DataSpec, cfg: TrainConfig, genomes: list) -> di
         util, smi_peak = smi.summary() if gpu else (float("nan"), float("nan"))
     ok = [r for r in results if r.status == "ok"]
     mem = [r.extra["gpu_mem_mb"] for r in sorted(results, key=lambda r: r.id) if "gpu_mem_mb" in r.extra]
-    return {"slots": len(slots), "device": slots[0], "startup_s": startup, "wall_s": wall,
+    return {"slots": len(slots), "device": slots[0] if backend == "local" else f"ray-{slots[0]}",
+            "startup_s": startup, "wall_s": wall,
             "per_min": 60 * len(results) / wall, "ok": len(ok), "n": len(results),
             "mean_acc": float(np.mean([r.fitness for r in ok])) if ok else float("nan"),
             "gmem5": mem[min(4, len(mem) - 1)] if mem else float("nan"),
@@ -129,7 +137,7 @@ def _drain(pool, n, sample=False):
     while len(out) < n:
         got = pool.poll(timeout=600)
         out += got
-        if sample:
+        if sample and hasattr(pool, "pids"):  # Ray actors' processes are Ray's: not sampled
             rss += [_rss_mb(pool.pids)] * len(got)
     return (out, rss) if sample else out
 
@@ -154,6 +162,8 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", default="1x2,1x1,2x1",
                     help="CPU configurations to compare, WORKERS or WORKERSxTHREADS (default: one "
                          "worker with 2 torch threads, one with 1, two with 1 each)")
+    ap.add_argument("--ray", type=int, default=0,
+                    help="also N CPU actors (1 thread each) on a local Ray started here (0: off)")
     ap.add_argument("--gpu-k", default="", help="trials per GPU to compare, e.g. 1,2,4 (needs CUDA)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -180,6 +190,10 @@ def main(argv=None) -> None:
         cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=threads, precision=a.precision,
                           memory_format=a.memory_format)
         rows.append({**run(parse_devices("cpu", workers=n), spec, cfg, genomes), "threads": threads})
+    if a.ray:
+        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=1, precision=a.precision,
+                          memory_format=a.memory_format)
+        rows.append({**run(["cpu"] * a.ray, spec, cfg, genomes, "ray"), "threads": 1})
     for k in [int(x) for x in a.gpu_k.split(",") if x]:
         cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, precision=a.precision,
                           memory_format=a.memory_format)
