@@ -39,10 +39,12 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("auto", "bf16", "fp32")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
-# Keys a resumed run may change: more budget, other hardware, moved files.
+# Keys a resumed run may change: more budget, other hardware, moved files. precision
+# and memory_format go with the hardware: under "auto", moving from CPU to a GPU
+# changes them anyway.
 RESUMABLE = frozenset({"evaluations", "time_budget", "devices", "workers",
                        "trials_per_device", "backend", "ray_address", "trial_timeout",
-                       "data_root"})
+                       "data_root", "precision", "memory_format"})
 
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _MUTATION = re.compile(r"^[A-Za-z_][\w.-]*(:[0-9.eE+-]+)?$")
