@@ -68,6 +68,7 @@ def test_parse_devices_without_cuda():
     assert parse_devices(" CUDA:0 ", trials_per_device=4, gpu_count=1) == ["cuda:0"] * 4
     assert gpu_fraction(["cuda:0"] * 4) == 0.25 and gpu_fraction(["cpu"]) == 0.0
     assert cpu_threads(["cpu", "cpu"], cpu_count=8) == 4 and cpu_threads(["cpu"] * 4, cpu_count=2) == 1
+    assert cpu_threads(["cuda:0", "cuda:1"] * 4, cpu_count=16) == 2  # GPU workers share the host too
 
 
 @pytest.mark.parametrize("kw, needle", [

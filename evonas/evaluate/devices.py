@@ -94,10 +94,11 @@ def _gpu_count() -> int:
 
 
 def cpu_threads(slots: list[str], cpu_count: Optional[int] = None) -> int:
-    """Torch threads per CPU worker: the cores shared evenly, at least 1 (more
-    threads than cores per process only adds contention between workers)."""
-    n_cpu = sum(1 for s in slots if s == "cpu")
-    return max(1, (cpu_count or _cpu_count()) // max(1, n_cpu))
+    """Torch CPU threads per worker: the cores shared evenly among all workers, at
+    least 1 (more threads than cores only adds contention between workers; GPU
+    workers count too: 8 of them on 16 cores each defaulting to 16 threads would
+    oversubscribe the host for their CPU-side work)."""
+    return max(1, (cpu_count or _cpu_count()) // max(1, len(slots)))
 
 
 def gpu_fraction(slots: list[str]) -> float:

@@ -99,8 +99,7 @@ class TrialActor:
 
     def __init__(self, spec: DataSpec, cfg: TrainConfig, device: str, threads: int = 1):
         import torch
-        if device == "cpu":
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads)  # the actor holds num_cpus=1 on its node, GPU or not
         self.cfg, self.device = cfg, device
         self.data = spec.load().to(device)
 

@@ -54,9 +54,8 @@ def _worker_main(wid: int, device: str, spec: DataSpec, cfg: TrainConfig, thread
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     try:
         import torch
-        if device == "cpu":
-            torch.set_num_threads(threads)
-        else:
+        torch.set_num_threads(threads)
+        if device != "cpu":
             torch.cuda.set_device(torch.device(device))
         data = spec.load().to(device)
         conn.send(("ready", wid, os.getpid()))
