@@ -130,6 +130,6 @@ def test_actors_that_cannot_start_raise_worker_error(local_ray, tmp_path):
     from evonas.evaluate.workers import WorkerError
     ev = RayEvaluator(DataSpec(f"npz:{tmp_path / 'gone.npz'}"), CFG, ["cpu"])
     ev.submit(Job(1, TINY, seed=0))
-    with pytest.raises(WorkerError, match=r"died 3 times before any trial ended: .*ConfigError.*gone\.npz"):
+    with pytest.raises(WorkerError, match=r"cannot start \(4 tries\): .*ConfigError.*gone\.npz"):
         for _ in range(100):
             ev.poll(timeout=5)

@@ -12,8 +12,8 @@ trial at a time, which keeps per-trial timeouts honest.
 Faults, as in the local ``LocalPool``: an actor that dies (process killed, or a
 CUDA fault, after which it exits on purpose) is replaced and its trial retried up
 to ``max_retries`` times; a trial over ``timeout_s`` gets its actor killed and
-replaced and is recorded failed; actors that keep dying before finishing any
-trial (e.g. the data set does not load there) raise ``WorkerError``.
+replaced and is recorded failed; actors that keep dying in their constructor
+(e.g. the data set does not load there) raise ``WorkerError`` after 4 tries.
 
 Placement is the cluster's, not the driver's: ``cluster_slots`` reads
 ``ray.cluster_resources()``, so a driver without a GPU can run ``--devices cuda
@@ -146,7 +146,7 @@ class RayEvaluator:
         self._queue: deque[Job] = deque()
         self._running: dict = {}  # ObjectRef -> (job, actor, launch time)
         self._attempts: dict[int, int] = {}
-        self._any_result = False  # until a first trial ends, deaths mean the actors cannot start
+        self._start_failures = 0  # actors that died in __init__: > 3 raises WorkerError
 
     def submit(self, job: Job) -> None:
         self._queue.append(job)
@@ -215,13 +215,14 @@ class RayEvaluator:
             res = self._ray.get(ref)
         except self._ray.exceptions.RayActorError as e:  # the process died: renew, retry the trial
             self._replace(actor)
+            if getattr(e, "actor_init_failed", False):
+                return self._start_failed(job, _cause(e))
             return self._retry(job, _cause(e))
         except Exception as e:  # e.g. a job that cannot be serialised: the actor itself is fine
             self._idle.append(actor)
             return Result(job.id, "failed", reason=f"ray: {type(e).__name__}: {_first_line(e)}", worker="ray")
         self._idle.append(actor)
         self._attempts.pop(job.id, None)
-        self._any_result = True
         return res
 
     def _retry(self, job: Job, why: str) -> Optional[Result]:
@@ -231,11 +232,17 @@ class RayEvaluator:
             self._queue.appendleft(job)
             return None
         self._attempts.pop(job.id, None)
-        if not self._any_result:  # nothing ever worked: the actors cannot start (data, CUDA, ...)
+        return Result(job.id, "failed", worker="ray", reason=f"ray actor died: {why}; gave up after {n} attempts")
+
+    def _start_failed(self, job: Job, why: str) -> None:
+        """An actor died in ``__init__`` (data set, CUDA): not the trial's fault, so
+        it is queued again; past 3 such deaths the actors cannot start anywhere."""
+        self._start_failures += 1
+        if self._start_failures > 3:
             from .workers import WorkerError
             self.close()
-            raise WorkerError(f"Ray actors on {self.device} died {n} times before any trial ended: {why}")
-        return Result(job.id, "failed", worker="ray", reason=f"ray actor died: {why}; gave up after {n} attempts")
+            raise WorkerError(f"Ray actors on {self.device} cannot start ({self._start_failures} tries): {why}")
+        self._queue.appendleft(job)
 
     def _expire(self) -> list[Result]:
         if self.timeout_s is None:
