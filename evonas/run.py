@@ -176,7 +176,7 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
                         weights_dir=None if plan.data is None else str(paths.weights),
                         on_record=lambda r: (writer.write(r, sync=False), progress.update(r)),
                         on_checkpoint=Checkpointer(paths, writer), checkpoint_every_s=CHECKPOINT_EVERY_S,
-                        seed_genomes=plan.seeds)
+                        seed_genomes=plan.seeds, ordered=cfg.result_order == "submission")
         if state is not None:
             search.load_state_dict(state)
         done = state["counters"]["births"] if state else 0

@@ -198,6 +198,21 @@ def test_resume_real_training(tmp_path):
     assert (a["status"] == "ok").sum() >= 3 and (a["operator"] != "init").any()
 
 
+def test_submission_order_same_lineage_with_two_workers_whatever_the_timing(tmp_path, monkeypatch):
+    """--result-order submission: two workers, and in the second run the first trial
+    to start sleeps 1.5 s (so other trials overtake it); the lineages are identical."""
+    args = ["--genome", "tree", *TINY["tree"], "--population", "3", "--sample-size", "2", "--seed", "5",
+            "--evaluations", "8", "--result-order", "submission", *FAST, "--workers", "2"]
+    a = run_ok(tmp_path / "a", *args)
+    monkeypatch.setenv("EVONAS_FAULT", "worker_trial:1:sleep=1.5")  # read by the spawned workers
+    monkeypatch.setenv("EVONAS_FAULT_ONCE", str(tmp_path / "fired"))
+    b = run_ok(tmp_path / "b", *args)
+    assert (tmp_path / "fired").exists()
+    x, y = (pd.read_csv(p / "lineage.csv").drop(columns=TIMING) for p in (a, b))
+    pd.testing.assert_frame_equal(x, y)
+    assert (x["operator"] != "init").sum() >= 3
+
+
 # --- bad input: exit 2, one line, nothing written ---------------------------------------------
 BAD = [["--population", "0"], ["--population", "x"], ["--inherit", "bogus"], ["--genome", "nope"],
        ["--strategy", "nope"], ["--dataset", "npz:/missing.npz"], ["--space", "C=-1"],

@@ -102,6 +102,21 @@ def test_async_keeps_every_worker_busy():
     assert all(b == 4 for b in tail), ev.busy_at_poll
 
 
+def test_submission_order_makes_the_lineage_independent_of_completion_order():
+    """4 workers, random trial durations: by completion order the lineage depends on
+    which trial ends first; in submission order it does not (same seed, any timing)."""
+    def lineage(clock_seed, ordered):
+        rows = []
+        s = Search(SimClock(4, seed=clock_seed), "nb201", strategy_args={"population": 6, "sample": 2},
+                   max_evaluations=60, seed=1, on_record=rows.append, ordered=ordered, confirm_hash=False)
+        s.run()
+        return rows
+    assert lineage(0, True) == lineage(1, True) == lineage(2, True)
+    assert lineage(0, False) != lineage(1, False)  # the default, asynchronous order really differs
+    rows = lineage(0, True)
+    assert len(rows) == 60 and [r["birth"] for r in rows] == list(range(60))
+
+
 def test_function_evaluator_slots_no_barrier():
     s, rows = search(slots=4, dedup="off", max_evaluations=40)
     seen = []

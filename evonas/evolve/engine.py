@@ -12,6 +12,12 @@ new child from the current population at once), until a budget ends::
         for result in evaluator.poll(): finish it -> strategy.tell, lineage row, checkpoint
     on the time budget: evaluator.cancel_all() (cancelled jobs leave no row)
 
+Order: by default results enter the population as they complete (asynchronous,
+as Real et al.), so with several workers the lineage depends on which finishes
+first. ``ordered=True`` takes them in submission order (id), one tell then its
+asks, which gives the same lineage for a seed with any number of workers, at the
+cost of workers idling while an older trial is still running.
+
 Budgets: ``max_evaluations`` counts submitted jobs (failed ones included) and, when
 ``count_duplicates``, reused duplicates; ``max_seconds`` is wall-clock (carried over
 on resume); ``max_children`` (default 50 x max_evaluations) bounds children of any
@@ -54,7 +60,7 @@ class Search(Checkpointing):
                  confirm_hash: bool = True, resample_tries: int = 20, inherit: str = "none",
                  weights_dir: Optional[str] = None, on_record: Optional[Callable[[dict], Any]] = None,
                  on_checkpoint: Optional[Callable[[dict], Any]] = None, log_every: int = 10,
-                 seed_genomes: tuple = (), checkpoint_every_s: float = 0.0):
+                 seed_genomes: tuple = (), checkpoint_every_s: float = 0.0, ordered: bool = False):
         cls = GENOMES.get(genome_type)
         self.genome_type, self.cls = genome_type, cls
         self.space = space if space is not None else cls.Space()
@@ -75,6 +81,7 @@ class Search(Checkpointing):
         self.inherit, self.weights_dir = inherit, weights_dir
         self.on_record, self.on_checkpoint, self.log_every = on_record, on_checkpoint, max(1, log_every)
         self.checkpoint_every_s, self._last_checkpoint = float(checkpoint_every_s), -math.inf
+        self.ordered, self._held = bool(ordered), {}  # held: finished results not yet due (ordered)
         self.rng = np.random.default_rng(self.seed)
         self.var = Variation(cls, self.space, mutation, seed_genomes)
         self.strategy = STRATEGIES.get(strategy)(self.var, **(strategy_args or {}))
@@ -105,6 +112,7 @@ class Search(Checkpointing):
             self._resubmit = []
             while True:
                 if self._time_up():
+                    self._release_held(everything=True)  # finished work is kept, not cancelled
                     self._cancel()
                     self.stop_reason = "max_seconds"
                     break
@@ -115,11 +123,32 @@ class Search(Checkpointing):
                     self.stop_reason = self._why_stopped()
                     break
                 left = None if self.max_seconds is None else max(0.0, self._t0 + self.max_seconds - time.monotonic())
+                if self._release_held():
+                    continue
                 for r in self.evaluator.poll(left):
-                    self._finish(r)
+                    if self.ordered:
+                        self._held[r.id] = r
+                    else:
+                        self._finish(r)
         finally:
             self.elapsed, self._t0 = time.monotonic() - self._t0, None
         return self.summary()
+
+    def _release_held(self, everything: bool = False) -> bool:
+        """Ordered mode: finish the held result of the oldest job in flight, if it is
+        there (one per call: each tell is followed by its own asks, so the lineage
+        does not depend on which worker finished first). True if one was finished."""
+        while self._held:
+            running = [i for i, (_, job) in self.inflight.items() if job is not None]
+            due = min(running) if running else None
+            if due not in self._held:
+                if not everything:
+                    return False
+                due = min(self._held)
+            self._finish(self._held.pop(due))
+            if not everything:
+                return True
+        return False
 
     def _time_up(self) -> bool:
         return self.max_seconds is not None and time.monotonic() - self._t0 >= self.max_seconds
