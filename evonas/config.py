@@ -73,10 +73,11 @@ class Config:
     time_budget: float = _f(600.0, "budget: wall-clock seconds, whichever budget ends first (0 = no limit)")
     mutations: tuple = _f((), "mutation operator to use, NAME or NAME:WEIGHT, repeatable "
                           "(empty = all registered, default weights)", flag="--mutation", metavar="NAME[:W]")
-    result_order: str = _f("completion", "order in which finished trials enter the population: "
-                           "completion (asynchronous, as Real et al.; fastest) or submission (by id: "
-                           "the same lineage for a seed with any number of workers, on CPU; workers "
-                           "may idle)", choices=RESULT_ORDERS)
+    result_order: str = _f("submission", "order in which finished trials enter the population: "
+                           "submission (by id: the same lineage for a seed with any number of workers, "
+                           "on CPU; a worker may wait for an older trial, ~5-10%% fewer trials/s) or "
+                           "completion (fully asynchronous, as Real et al.; lineage depends on timing)",
+                           choices=RESULT_ORDERS)
     dedup: str = _f("reuse", "isomorphic duplicates: reuse the earlier fitness, resample another child, "
                     "or off (train them again)", choices=DEDUP)
     seed: int = _f(0, "master seed of the search (>= 0)")
