@@ -107,11 +107,13 @@ def test_hanging_trial_is_killed_by_the_pool(tmp_path):
     assert df["status"].tolist() == ["failed"] and "timeout: worker killed" in df["reason"][0]
 
 
-def test_driver_kill9_with_training_resumes_to_same_lineage(tmp_path):
-    """One worker, real training: kill the driver after the 2nd row, resume, compare
-    with an uninterrupted run of the same seed (timing/worker columns aside)."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_driver_kill9_with_training_resumes_to_same_lineage(tmp_path, workers):
+    """Real training: kill the driver after the 2nd row, resume, compare with an
+    uninterrupted run of the same seed (timing/worker columns aside). With two
+    workers this holds thanks to the default submission order."""
     a, b = tmp_path / "a", tmp_path / "b"
-    args = [*TINY, "--evaluations", "4", "--workers", "1"]
+    args = [*TINY, "--evaluations", "4", "--workers", workers]
     assert forked([*args, "--run-dir", str(a)]) == 0
     assert forked([*args, "--run-dir", str(b)], "after_lineage_row:2") == -signal.SIGKILL
     assert len(rows(b)) == 2
