@@ -1,10 +1,12 @@
-"""The parallel benchmark script runs end to end on CPU (so it cannot rot between
-the sessions that have a GPU), and its nvidia-smi parsing is right."""
+"""The device scripts run end to end on CPU (so they cannot rot between the
+sessions that have a GPU): the parallel benchmark, its nvidia-smi parsing, and
+the device check, whose CUDA-only check says SKIP here."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import gpu_check  # noqa: E402
 import parallel  # noqa: E402
 
 
@@ -27,3 +29,11 @@ def test_parallel_benchmark_cpu_end_to_end(capsys):
     row = out[-1].split()
     assert row[0] == "cpu" and row[1] == "1" and row[7] == "2/2"  # both trials trained ok
     assert float(row[5]) > 0  # trials per minute
+
+
+def test_gpu_check_passes_on_cpu(capsys):
+    rc = gpu_check.main(["--device", "cpu", "--dataset", "digits", "--max-train", "500", "--C", "8"])
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert rc == 0, lines
+    assert [ln.split()[:2] for ln in lines] == [["PASS", "train"], ["PASS", "release"], ["SKIP", "real-oom"],
+                                               ["PASS", "pool"], ["PASS", "cuda-fault"]]
