@@ -4,7 +4,11 @@ Modes of ``inherit``:
 
 * ``exact``: the operator's weight-transfer rule (function-preserving where the
   operator is, e.g. the tree genome's Net2Net / path-level transformations);
-  an operator that declares no rule falls back to ``shape``.
+  an operator that declares no rule falls back to ``shape`` plus *kernel growth*:
+  a node whose module structure is unchanged but whose conv kernel grew (e.g. an
+  NB201 edge nor_conv_1x1 -> nor_conv_3x3, a CGP ConvSet 3x3 -> 5x5) gets its
+  parent's kernel zero-padded centrally, which computes the same function (odd
+  kernels, 'same' padding, same stride) -- so that node is not re-initialised.
 * ``shape``: copy every tensor whose state-dict key (``nodes.<node id>.<param>``,
   ``head.*``) and shape are unchanged (the Large-Scale Evolution rule). Default for
   genetic-cnn, cgp, nb201 and user operators without a rule.
@@ -67,6 +71,44 @@ def shape_transfer(parent_state: Mapping[str, Tensor], child_state: Mapping[str,
             if k in parent_state and parent_state[k].shape == v.shape and parent_state[k].dtype == v.dtype}
 
 
+def kernel_growth_transfer(parent_state: Mapping[str, Tensor], child_state: Mapping[str, Tensor],
+                           child_module: nn.Module) -> dict[str, Tensor]:
+    """Conv weights of nodes (``nodes.<id>``) that kept their state-dict keys and every
+    other shape, but whose odd k x k kernel grew to k' x k' (same channels): the
+    parent's kernel zero-padded centrally. Exact only for a ``Conv2d`` with padding
+    (k-1)//2 and no dilation, which the child's module is checked to be."""
+    def by_node(state):
+        nodes: dict[str, dict[str, tuple]] = {}
+        for k, v in state.items():
+            parts = k.split(".")
+            if parts[0] == "nodes" and len(parts) > 2:
+                nodes.setdefault(".".join(parts[:2]), {})[k] = tuple(v.shape)
+        return nodes
+    old, new, out = by_node(parent_state), by_node(child_state), {}
+    for node, shapes in new.items():
+        if set(old.get(node, {})) != set(shapes):
+            continue  # another op at this node (or a new node): nothing to pad
+        grown = [k for k in shapes if shapes[k] != old[node][k]]
+        if grown and all(_grown_conv(k, old[node][k], shapes[k], child_module) for k in grown):
+            for k in grown:
+                out[k] = resize_kernel(parent_state[k].detach().clone(), shapes[k][-1])
+    return out
+
+
+def _grown_conv(key: str, before: tuple, after: tuple, module: nn.Module) -> bool:
+    if len(before) != 4 or before[:2] != after[:2] or before[2] != before[3] or after[2] != after[3]:
+        return False
+    k0, k = before[-1], after[-1]
+    if k <= k0 or k0 % 2 == 0 or k % 2 == 0 or not key.endswith(".weight"):
+        return False
+    try:
+        conv = module.get_submodule(key[:-len(".weight")])
+    except AttributeError:
+        return False
+    return (isinstance(conv, nn.Conv2d) and conv.padding == ((k - 1) // 2,) * 2
+            and conv.dilation == (1, 1) and conv.padding_mode == "zeros")
+
+
 def _resolve_rule(operator, child_genome) -> TransferRule | None:
     if operator is None:
         return None
@@ -93,6 +135,10 @@ def inherit(parent_genome, parent_state: Mapping[str, Tensor], child_genome, chi
         got, name = {}, "none"
     elif rule is None:
         got, name = shape_transfer(parent_state, fresh_state), "shape"
+        grown = kernel_growth_transfer(parent_state, fresh_state, child_module) if mode == "exact" else {}
+        if grown:
+            got.update(grown)
+            name = "shape+kernel_growth"
     else:
         got = rule(parent_genome, child_genome, parent_state, fresh_state, rng)
         name = getattr(rule, "__name__", "rule")

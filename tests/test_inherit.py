@@ -148,7 +148,7 @@ def test_operator_without_rule_falls_back_to_shape_and_none_mode():
     pmodel = trainedish(build(parent, SHAPE, 10, seed=0), seed=1)
     cmodel = build(child, SHAPE, 10, seed=1)
     report = inherit(parent, pmodel.state_dict(), child, cmodel, "exact", op)
-    assert report.rule == "shape"
+    assert report.rule in ("shape", "shape+kernel_growth")
     pstate = pmodel.state_dict()
     for k in report.copied:
         assert torch.equal(cmodel.state_dict()[k], pstate[k])
@@ -176,3 +176,56 @@ def test_weight_store_round_trip(tmp_path):
     (tmp_path / "weights" / "8.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ConfigError):
         store.load(8)
+
+
+def _nb201(first_edge):
+    return NB201Genome((first_edge, "skip_connect", "nor_conv_3x3", "avg_pool_3x3", "nor_conv_1x1",
+                        "nor_conv_3x3"), NB201Space(C=4, N=1))
+
+
+def test_kernel_growth_is_exact_for_operators_without_a_rule():
+    """NB201 edge 1x1 -> 3x3: the same node, a bigger kernel; zero-padding the trained
+    1x1 kernel keeps the function, where the shape rule re-initialises that conv."""
+    parent, child = _nb201("nor_conv_1x1"), _nb201("nor_conv_3x3")
+    pmodel = trainedish(build(parent, SHAPE, 10, seed=0), seed=6)
+    x = inputs()
+    with torch.no_grad():
+        want = pmodel(x)
+    for mode, exact in (("exact", True), ("shape", False)):
+        cmodel = build(child, SHAPE, 10, seed=1)
+        report = inherit(parent, pmodel.state_dict(), child, cmodel, mode, operators("nb201").get("edge_op"))
+        cmodel.eval()
+        with torch.no_grad():
+            err = (cmodel(x) - want).abs().max().item()
+        assert (err <= TOL) == exact, (mode, err)
+        grown = [k for k in report.transformed if k.endswith(".weight")]
+        assert report.rule == ("shape+kernel_growth" if exact else "shape")
+        # edge 0->1 of every cell (NB201 repeats the cell in each stage), nothing else
+        assert (len(grown) >= 1 and all(k.endswith("_e01.1.weight") for k in grown)) == exact, grown
+    # shrinking (3x3 -> 1x1) cannot be exact: that conv stays fresh
+    shrink = inherit(child, build(child, SHAPE, 10, seed=0).state_dict(), parent,
+                     build(parent, SHAPE, 10, seed=1), "exact", operators("nb201").get("edge_op"))
+    assert shrink.rule == "shape" and not shrink.transformed
+
+
+def test_kernel_growth_in_cgp_is_exact():
+    """CGP point mutations that only change a ConvSet node's kernel (3 -> 5) inherit
+    exactly; found by mutating random genomes."""
+    from evonas.genome.cgp import CGPGenome, CGPSpace
+    rng, found = np.random.default_rng(0), 0
+    for _ in range(400):
+        parent = CGPGenome.sample(rng, CGPSpace())
+        child = operators("cgp").get("point")(parent, rng)
+        pmodel = trainedish(build(parent, SHAPE, 10, seed=0), seed=7)
+        cmodel = build(child, SHAPE, 10, seed=1)
+        report = inherit(parent, pmodel.state_dict(), child, cmodel, "exact", operators("cgp").get("point"))
+        if report.rule != "shape+kernel_growth" or report.fresh:
+            continue  # another kind of change
+        cmodel.eval()
+        x = inputs()
+        with torch.no_grad():
+            assert (cmodel(x) - pmodel(x)).abs().max().item() <= TOL, child.to_string()
+        found += 1
+        if found == 3:
+            break
+    assert found >= 1
