@@ -167,6 +167,8 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
     rows = read_records(paths.lineage)
     writer = LineageWriter(paths.lineage, plan.extra_columns)  # repairs a torn last line
     progress = Progress(cfg.evaluations, quiet, already=len(rows))
+    if not quiet:
+        print(f"[evonas] {paths.root}: {_where(plan)}", file=sys.stderr, flush=True)
     evaluator = _evaluator(plan)
     try:
         search = Search(evaluator, cfg.genome, space=plan.space, strategy=cfg.strategy,
@@ -201,6 +203,18 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
             print(f"  id {p['id']}: fitness {p['fitness']:.4g}, {search.strategy.objective} "
                   f"{p[search.strategy.objective]:.4g}  {p['genome']}")
     return 0
+
+
+def _where(plan: Plan) -> str:
+    """One line on what runs where: genome, strategy, evaluator and its slots."""
+    cfg, slots = plan.cfg, plan.slots
+    if plan.table is not None:
+        how = f"table lookups ({cfg.fitness_column})"
+    else:
+        places = ", ".join(f"{d} x{slots.count(d)}" for d in dict.fromkeys(slots))
+        how = f"{len(slots)} {cfg.backend} worker(s) on {places}, {cfg.epochs} epoch(s) on {cfg.dataset}"
+    return (f"{cfg.genome}, {cfg.strategy}, {cfg.evaluations} evaluations; {how}; "
+            f"results in {cfg.result_order} order")
 
 
 CHECKPOINT_EVERY_S = 1.0  # seconds between checkpoints (0: after every individual)
