@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 
@@ -94,9 +95,7 @@ def check_real_oom(data, device, _C):
 
 
 def _pool_run(spec, device, n, C, env=None):
-    old = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
+    with patch.dict(os.environ, env or {}):  # spawned workers read EVONAS_FAULT at import
         g = NB201Genome(CELL, NB201Space(C=C, N=1))
         with LocalPool(spec, TrainConfig(batch_size=64, threads=1), [device] * 2, startup_timeout_s=300) as pool:
             for i in range(n):
@@ -104,14 +103,11 @@ def _pool_run(spec, device, n, C, env=None):
             out, end = [], time.monotonic() + 600
             while len(out) < n and time.monotonic() < end:
                 out += pool.poll(timeout=5)
-            return out, pool.pids
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+            return out
 
 
 def check_pool(spec, device, C):
-    out, _ = _pool_run(spec, device, 4, C)
+    out = _pool_run(spec, device, 4, C)
     workers = {r.worker for r in out}
     ok = len(out) == 4 and all(r.status == "ok" for r in out) and len(workers) == 2
     return ok, f"{sum(r.status == 'ok' for r in out)}/4 ok on {sorted(workers)}"
@@ -120,7 +116,7 @@ def check_pool(spec, device, C):
 def check_cuda_fault(spec, device, C):
     with tempfile.TemporaryDirectory() as tmp:
         marker = os.path.join(tmp, "fired")
-        out, _ = _pool_run(spec, device, 2, C, {"EVONAS_FAULT": "worker_trial:2:cuda", "EVONAS_FAULT_ONCE": marker})
+        out = _pool_run(spec, device, 2, C, {"EVONAS_FAULT": "worker_trial:2:cuda", "EVONAS_FAULT_ONCE": marker})
         fired = os.path.exists(marker)
     ok = fired and len(out) == 2 and all(r.status == "ok" for r in out)
     return ok, f"fault fired: {fired}; results {[r.status for r in out]}"

@@ -25,12 +25,14 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evonas.config import MEMORY_FORMATS, PRECISIONS  # noqa: E402
 from evonas.evaluate.base import Job  # noqa: E402
 from evonas.evaluate.data import DataSpec  # noqa: E402
 from evonas.evaluate.devices import parse_devices  # noqa: E402
@@ -104,7 +106,7 @@ def run(slots: list[str], spec: DataSpec, cfg: TrainConfig, genomes: list, backe
             pool.submit(Job(-1 - i, genomes[0], seed=0))
         _drain(pool, len(slots))
         gpu = slots[0].startswith("cuda")
-        with SmiSampler(int(slots[0].partition(":")[2] or 0)) if gpu else _nothing() as smi:
+        with SmiSampler(int(slots[0].partition(":")[2] or 0)) if gpu else nullcontext() as smi:
             t1 = time.monotonic()
             for i, g in enumerate(genomes):
                 pool.submit(Job(i, g, seed=i))
@@ -120,14 +122,6 @@ def run(slots: list[str], spec: DataSpec, cfg: TrainConfig, genomes: list, backe
             "gmem5": mem[min(4, len(mem) - 1)] if mem else float("nan"),
             "gmem_end": mem[-1] if mem else float("nan"), "util": util, "smi_peak": smi_peak,
             "rss5": rss[min(4, len(rss) - 1)] if rss else float("nan"), "rss_end": rss[-1] if rss else float("nan")}
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _drain(pool, n, sample=False):
@@ -169,9 +163,9 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--C", type=int, default=8, help="NB201 stem channels")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS,
                     help="as evonas.run --precision (auto: bf16 on CUDA, fp32 on CPU)")
-    ap.add_argument("--memory-format", default="auto", choices=("auto", "channels_last", "contiguous"))
+    ap.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS)
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads per CPU worker (0: cores / workers; 1 on a busy machine)")
     a = ap.parse_args(argv)

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .config import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
 from .errors import ConfigError, cli_exit_code
 
 
@@ -40,12 +41,12 @@ def parser() -> argparse.ArgumentParser:
                         "as evonas.run)")
     p.add_argument("--batch-size", type=int, default=64, help="training batch size (>= 1; default: 64)")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate, cosine decay (> 0; default: 0.05)")
-    p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw"), help="optimizer (default: sgd)")
+    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="optimizer (default: sgd)")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and batch order "
                    "(>= 0; default: 0)")
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="bf16 autocast or fp32 (default: auto = bf16 on CUDA, fp32 on CPU)")
-    p.add_argument("--memory-format", default="auto", choices=("auto", "channels_last", "contiguous"),
+    p.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS,
                    help="activation/weight layout (default: auto = channels_last)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/train-<stem>-s<seed>)")

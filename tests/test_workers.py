@@ -164,7 +164,7 @@ def test_pool_timeout_kills_and_pool_goes_on(pool):
 
 
 def test_pool_gives_up_after_bounded_retries(pool):
-    pool.max_retries = 0
+    pool.retries.max_retries = 0
     try:
         pool.submit(Job(6, TINY, seed=0))
         while pool.busy_pid(6) is None:  # the replacement worker may still be starting
@@ -172,7 +172,7 @@ def test_pool_gives_up_after_bounded_retries(pool):
         os.kill(pool.busy_pid(6), signal.SIGKILL)
         r = _collect(pool, 1)[6]
     finally:
-        pool.max_retries = 2
+        pool.retries.max_retries = 2
     assert r.status == "failed" and "died" in r.reason and "1 attempts" in r.reason
 
 

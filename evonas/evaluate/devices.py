@@ -47,19 +47,21 @@ def parse_devices(devices: str = "cpu", trials_per_device: int = 1, workers: Opt
 
 
 def select_slots(devices: str = "auto", workers: int = 0, trials_per_device: int = 1,
-                 gpu_count: Optional[int] = None, cpu_count: Optional[int] = None) -> list[str]:
+                 gpu_count: Optional[int] = None, cpu_count: Optional[int] = None,
+                 auto_cap: Optional[int] = 8) -> list[str]:
     """The run's slots from its config: ``auto`` is ``cuda`` when a GPU is visible,
-    else ``cpu``; ``workers`` 0 means one CPU worker per core (at most 8) on CPU and
-    ``trials_per_device`` per GPU on CUDA. ``gpu_count``/``cpu_count`` default to
-    what this machine has; pass them to test without CUDA."""
+    else ``cpu``; ``workers`` 0 means one CPU worker per core (at most ``auto_cap``;
+    None: no cap) on CPU and ``trials_per_device`` per GPU on CUDA.
+    ``gpu_count``/``cpu_count`` default to what this machine has; pass them to test
+    without CUDA (or, for Ray, to place on a cluster's)."""
     count = _gpu_count() if gpu_count is None else gpu_count
-    spec = devices.strip().lower() if isinstance(devices, str) else devices
+    spec = devices.strip().lower() if isinstance(devices, str) else ""
     if spec == "auto":
         spec = "cuda" if count > 0 else "cpu"
     if spec == "cpu":
-        return parse_devices("cpu", workers=workers or max(1, min(cpu_count or _cpu_count(), 8)))
-    return parse_devices(devices if spec is devices else spec, trials_per_device, workers or None,
-                         gpu_count=count)
+        cores = cpu_count or _cpu_count()
+        return parse_devices("cpu", workers=workers or max(1, min(cores, auto_cap or cores)))
+    return parse_devices(spec or devices, trials_per_device, workers or None, gpu_count=count)
 
 
 def _cpu_count() -> int:

@@ -32,6 +32,7 @@ from .base import Job, Result
 from .data import DataSpec
 from .devices import gpu_fraction, select_slots
 from .train import CudaFault, TrainConfig, evaluate_job
+from .workers import Retries, WorkerError
 
 _OWNED = [False]  # the driver's Ray was started by connect() (so close() shuts it down)
 
@@ -62,10 +63,9 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     GCS for minutes, a user with a typo deserves one line at once ("auto" is Ray's
     own lookup and is left to it)."""
     import socket
-    hostport = address.split("://", 1)[-1]
-    host, sep, port = hostport.rpartition(":")
     if address == "auto":
         return
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
     if not sep or not port.isdigit():
         raise ConfigError("ray", "--ray-address", address, "expected HOST:PORT, ray://HOST:PORT or auto")
     try:
@@ -84,13 +84,10 @@ def cluster_slots(devices: str = "auto", workers: int = 0, trials_per_device: in
         import ray
         resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
-    spec = devices.strip().lower() if isinstance(devices, str) else devices
-    if spec not in ("auto", "cpu") and gpus == 0:
+    if isinstance(devices, str) and devices.strip().lower().startswith("cuda") and gpus == 0:
         raise ConfigError("ray", "--devices", devices, f"the Ray cluster has no GPUs (resources: "
                           f"{cpus} CPU, 0 GPU); use --devices cpu")
-    if spec == "cpu" or (spec == "auto" and gpus == 0):
-        return select_slots("cpu", workers or cpus, gpu_count=gpus)
-    return select_slots(devices, workers, trials_per_device, gpu_count=gpus)
+    return select_slots(devices, workers, trials_per_device, gpu_count=gpus, cpu_count=cpus, auto_cap=None)
 
 
 class TrialActor:
@@ -130,23 +127,18 @@ class RayEvaluator:
                  max_retries: int = 2, timeout_s: Optional[float] = None, init_kwargs: Optional[dict] = None):
         if not slots:
             raise ConfigError("ray", "slots", slots, "need at least one slot")
-        if not isinstance(max_retries, int) or not 0 <= max_retries <= 10:
-            raise ConfigError("ray", "max_retries", max_retries, "must be an integer in 0..10")
+        self.retries = Retries("ray", max_retries, cfg, timeout_s)
         connect(address, **(init_kwargs or {}))
         import ray
         self._ray = ray
-        self.slots, self.spec, self.cfg, self.max_retries = len(slots), data, cfg, max_retries
+        self.slots, self.spec, self.cfg = len(slots), data, cfg
         gpu = gpu_fraction(slots)
         self.device = "cuda" if gpu else "cpu"
-        if timeout_s is None and cfg.timeout_s is not None:
-            timeout_s = 1.5 * cfg.timeout_s + 10.0
-        self.timeout_s = timeout_s
+        self.timeout_s = self.retries.timeout_s
         self._actor_cls = ray.remote(TrialActor).options(num_cpus=1, num_gpus=gpu, max_restarts=0)
         self._idle: list = [self._new_actor() for _ in slots]
         self._queue: deque[Job] = deque()
         self._running: dict = {}  # ObjectRef -> (job, actor, launch time)
-        self._attempts: dict[int, int] = {}
-        self._start_failures = 0  # actors that died in __init__: > 3 raises WorkerError
 
     def submit(self, job: Job) -> None:
         self._queue.append(job)
@@ -222,26 +214,20 @@ class RayEvaluator:
             self._idle.append(actor)
             return Result(job.id, "failed", reason=f"ray: {type(e).__name__}: {_first_line(e)}", worker="ray")
         self._idle.append(actor)
-        self._attempts.pop(job.id, None)
+        self.retries.done(job.id)
         return res
 
     def _retry(self, job: Job, why: str) -> Optional[Result]:
-        n = self._attempts.get(job.id, 0) + 1
-        self._attempts[job.id] = n
-        if n <= self.max_retries:
-            self._queue.appendleft(job)
-            return None
-        self._attempts.pop(job.id, None)
-        return Result(job.id, "failed", worker="ray", reason=f"ray actor died: {why}; gave up after {n} attempts")
+        n = self.retries.again(job, self._queue)
+        return Result(job.id, "failed", worker="ray",
+                      reason=f"ray actor died: {why}; gave up after {n} attempts") if n else None
 
     def _start_failed(self, job: Job, why: str) -> None:
         """An actor died in ``__init__`` (data set, CUDA): not the trial's fault, so
         it is queued again; past 3 such deaths the actors cannot start anywhere."""
-        self._start_failures += 1
-        if self._start_failures > 3:
-            from .workers import WorkerError
+        if self.retries.start_died():
             self.close()
-            raise WorkerError(f"Ray actors on {self.device} cannot start ({self._start_failures} tries): {why}")
+            raise WorkerError(f"Ray actors on {self.device} cannot start ({self.retries.start_deaths} tries): {why}")
         self._queue.appendleft(job)
 
     def _expire(self) -> list[Result]:

@@ -44,6 +44,40 @@ class WorkerError(EvonasError):
     """Workers cannot start (e.g. the data set does not load): not a trial failure."""
 
 
+class Retries:
+    """What both pools (local processes, Ray actors) keep about dead workers: the
+    attempts of each trial whose worker died (re-run up to ``max_retries`` times,
+    0..10) and the workers that died while starting (more than 3: give up). Also
+    the pools' hard per-trial limit, from ``cfg.timeout_s`` unless given."""
+    START_DEATHS = 3
+
+    def __init__(self, where: str, max_retries: int, cfg: TrainConfig, timeout_s: Optional[float]):
+        if not isinstance(max_retries, int) or not 0 <= max_retries <= 10:
+            raise ConfigError(where, "max_retries", max_retries, "must be an integer in 0..10")
+        self.max_retries, self.attempts, self.start_deaths = max_retries, {}, 0
+        if timeout_s is None and cfg.timeout_s is not None:
+            timeout_s = 1.5 * cfg.timeout_s + 10.0  # the trainer's own limit fires first
+        self.timeout_s = timeout_s
+
+    def again(self, job: Job, queue: deque) -> int:
+        """The trial's worker died: requeue it (-> 0) or give up (-> attempts made)."""
+        n = self.attempts.get(job.id, 0) + 1
+        if n <= self.max_retries:
+            self.attempts[job.id] = n
+            queue.appendleft(job)
+            return 0
+        self.attempts.pop(job.id, None)
+        return n
+
+    def done(self, job_id: int) -> None:
+        self.attempts.pop(job_id, None)
+
+    def start_died(self) -> bool:
+        """A worker died while starting; True once that happened too often."""
+        self.start_deaths += 1
+        return self.start_deaths > self.START_DEATHS
+
+
 # --- the worker process ----------------------------------------------------------------
 
 def _worker_main(wid: int, device: str, spec: DataSpec, cfg: TrainConfig, threads: int, conn) -> None:
@@ -119,23 +153,17 @@ class LocalPool:
                               "LocalPool needs a DataSpec (workers load the data themselves)")
         if not slots:
             raise ConfigError("workers", "slots", slots, "need at least one worker slot")
-        if not isinstance(max_retries, int) or not 0 <= max_retries <= 10:
-            raise ConfigError("workers", "max_retries", max_retries, "must be an integer in 0..10")
-        self.slots = len(slots)
-        self.spec, self.cfg, self.max_retries = data, cfg, max_retries
-        if timeout_s is None and cfg.timeout_s is not None:
-            timeout_s = 1.5 * cfg.timeout_s + 10.0
-        self.timeout_s, self.startup_timeout_s = timeout_s, startup_timeout_s
+        self.retries = Retries("workers", max_retries, cfg, timeout_s)
+        self.slots, self.spec, self.cfg = len(slots), data, cfg
+        self.timeout_s, self.startup_timeout_s = self.retries.timeout_s, startup_timeout_s
         self._ctx = mp.get_context(start_method)
         self._threads = cpu_threads(slots)
         self._workers: dict[int, _Worker] = {}
         self._procs: list = []  # every process started, for the finalizer
         self._next_wid = 0
         self._queue: deque[Job] = deque()
-        self._attempts: dict[int, int] = {}
         self._done: list[Result] = []
         self._closed = False
-        self._startup_deaths = 0  # workers that died before ready: > 3 means give up
         self._finalizer = weakref.finalize(self, _kill_all, self._procs)
         for dev in slots:
             self._spawn(dev)
@@ -271,7 +299,7 @@ class LocalPool:
             w.fault = f"CUDA fault: {msg[3]}"
         elif kind == "result" and w.job is not None and msg[2].id == w.job.id:
             self._done.append(msg[2])
-            self._attempts.pop(w.job.id, None)
+            self.retries.done(w.job.id)
             w.job = None
 
     def _reap(self) -> None:
@@ -297,19 +325,14 @@ class LocalPool:
                 raise WorkerError(f"worker on {w.device} not ready after {self.startup_timeout_s:g} s")
 
     def _startup_died(self, w: _Worker) -> None:
-        self._startup_deaths += 1
-        if self._startup_deaths > 3:
+        if self.retries.start_died():
             self.close()
             raise WorkerError(f"workers on {w.device} keep dying at start-up "
                               f"(last exit code {w.proc.exitcode})")
 
     def _retry(self, job: Job, why: str, w: _Worker) -> None:
-        n = self._attempts.get(job.id, 0) + 1
-        self._attempts[job.id] = n
-        if n <= self.max_retries:
-            self._queue.appendleft(job)
-        else:
-            self._attempts.pop(job.id, None)
+        n = self.retries.again(job, self._queue)
+        if n:
             self._done.append(Result(job.id, "failed", worker=f"w{w.wid}@{w.device}",
                                      reason=f"{why}; gave up after {n} attempts"))
 

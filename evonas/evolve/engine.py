@@ -137,17 +137,16 @@ class Search(Checkpointing):
     def _release_held(self, everything: bool = False) -> bool:
         """Ordered mode: finish the held result of the oldest job in flight, if it is
         there (one per call: each tell is followed by its own asks, so the lineage
-        does not depend on which worker finished first). True if one was finished."""
-        while self._held:
-            running = [i for i, (_, job) in self.inflight.items() if job is not None]
-            due = min(running) if running else None
-            if due not in self._held:
-                if not everything:
-                    return False
-                due = min(self._held)
-            self._finish(self._held.pop(due))
-            if not everything:
-                return True
+        does not depend on which worker finished first); True if one was finished.
+        ``everything``: finish all held results (the time budget is up)."""
+        if everything:
+            for rid in sorted(self._held):
+                self._finish(self._held.pop(rid))
+            return False
+        running = [i for i, (_, job) in self.inflight.items() if job is not None]
+        if running and min(running) in self._held:
+            self._finish(self._held.pop(min(running)))
+            return True
         return False
 
     def _time_up(self) -> bool:
