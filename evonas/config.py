@@ -43,7 +43,7 @@ MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 # Keys a resumed run may change: more budget, other hardware, moved files. precision
 # and memory_format go with the hardware: under "auto", moving from CPU to a GPU
 # changes them anyway.
-RESUMABLE = frozenset({"evaluations", "time_budget", "devices", "workers",
+RESUMABLE = frozenset({"evaluations", "time_budget", "final_top", "final_epochs", "devices", "workers",
                        "trials_per_device", "backend", "ray_address", "trial_timeout",
                        "data_root", "precision", "memory_format"})
 
@@ -105,6 +105,13 @@ class Config:
     max_macs: int = _f(1_000_000_000, "children with more multiply-accumulates per image fail "
                        "without training (0 = no limit)")
     trial_timeout: float = _f(600.0, "seconds before a trial is killed and recorded failed (0 = no limit)")
+    # final stage (real training only)
+    final_top: int = _f(3, "after the search, retrain the K best distinct networks from scratch, choose "
+                        "one by validation accuracy and report its test accuracy in final.csv (0 = off)",
+                        metavar="K")
+    final_epochs: int = _f(0, "epochs of each final retraining (0 = auto: as many as the most trained of "
+                           "the K carries in its lineage_epochs, so the final validation accuracy is "
+                           "comparable with the search fitness; at most 100)", metavar="E")
     # execution
     devices: str = _f("auto", "devices: auto, cpu, cuda, or a list like cuda:0,cuda:1")
     workers: int = _f(0, "worker processes (0 = auto: CPU cores on CPU, devices x trials-per-device on GPU)")
@@ -273,6 +280,8 @@ def _check_values(c: Config) -> None:
     need(c.max_params >= 0, "max_params", "must be >= 0 (0 = no limit)")
     need(c.max_macs >= 0, "max_macs", "must be >= 0 (0 = no limit)")
     need(c.trial_timeout >= 0, "trial_timeout", "must be >= 0 seconds (0 = no limit)")
+    need(c.final_top >= 0, "final_top", "must be >= 0 (0 = no final stage)")
+    need(c.final_epochs >= 0, "final_epochs", "must be >= 0 (0 = auto)")
     need(c.workers >= 0, "workers", "must be >= 0 (0 = auto)")
     need(c.trials_per_device >= 1, "trials_per_device", "must be >= 1")
     need(bool(c.dataset), "dataset", "must not be empty")

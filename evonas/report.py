@@ -46,6 +46,8 @@ def summarize(df: pd.DataFrame, wall_seconds: Optional[float] = None) -> dict[st
     if ok["fitness"].notna().any():
         best = ok.loc[ok["fitness"].idxmax()]
         out.update({"best id": int(best["id"]), "best fitness": float(best["fitness"]),
+                    "best lineage epochs": None if "lineage_epochs" not in best or pd.isna(best["lineage_epochs"])
+                    else float(best["lineage_epochs"]),
                     "params": _int_or_none(best["params"]), "FLOPs (MACs)": _int_or_none(best["flops"]),
                     "lineage depth": len(ancestry(df, int(best["id"]))) - 1,
                     "operator": best["operator"], "genome": best["genome"]})

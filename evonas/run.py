@@ -130,15 +130,20 @@ def _check_space(cls, space, cfg: Config) -> None:
         raise ConfigError("config", "space", dict(cfg.space), f"{type(e).__name__}: {e}") from None
 
 
-def _evaluator(plan: Plan):
+def _evaluator(plan: Plan, **train):
+    """The search's evaluator; ``train`` overrides training settings (the final
+    stage: more epochs, test scoring)."""
     cfg = plan.cfg
     if plan.table is not None:
         return plan.table
     from .evaluate.train import TrainConfig
-    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
-                     max_params=cfg.max_params or None, max_macs=cfg.max_macs or None,
-                     timeout_s=cfg.trial_timeout or None, precision=cfg.precision,
-                     memory_format=cfg.memory_format)
+    settings = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+                    max_params=cfg.max_params or None, max_macs=cfg.max_macs or None,
+                    timeout_s=cfg.trial_timeout or None, precision=cfg.precision,
+                    memory_format=cfg.memory_format)
+    if train.get("epochs") and settings["timeout_s"]:  # the per-trial limit scales with the epochs
+        settings["timeout_s"] *= max(1.0, train["epochs"] / cfg.epochs)
+    tc = TrainConfig(**{**settings, **train})
     if cfg.backend == "ray":
         from .evaluate.ray_backend import RayEvaluator
         return RayEvaluator(plan.data, tc, plan.slots, address=cfg.ray_address or None)
@@ -194,15 +199,63 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
     if best:
         genome = plan.genome_cls.from_string(best["genome"], plan.space)
         export_best(paths.root, genome, best.get("weights"), best["fitness"], best["id"])
+    stage = _final_stage(plan, paths, quiet)
     df = load_lineage(paths.lineage)
     print(format_summary({"run": str(paths.root), "stopped by": summary["stop_reason"],
-                          **summarize(df, search.elapsed)}))
+                          **summarize(df, search.elapsed), **_final_summary(stage)}))
     if "pareto_front" in summary:
         print("Pareto front (fitness vs " + search.strategy.objective + "):")
         for p in summary["pareto_front"]:
             print(f"  id {p['id']}: fitness {p['fitness']:.4g}, {search.strategy.objective} "
                   f"{p[search.strategy.objective]:.4g}  {p['genome']}")
     return 0
+
+
+def _final_stage(plan: Plan, paths, quiet: bool):
+    """Retrain the top networks from scratch (``evonas.final``); export the one
+    chosen by validation accuracy into ``best/``. None for table runs or K=0."""
+    cfg = plan.cfg
+    if plan.table is not None or cfg.final_top == 0:
+        return None
+    from .final import FINAL_FILE, FinalStage
+    from .report import export_best
+    from .store.lineage import read_records
+    stage = FinalStage(paths.root / FINAL_FILE, read_records(paths.lineage), cfg.final_top,
+                       cfg.final_epochs, cfg.seed, lambda s: plan.genome_cls.from_string(s, plan.space),
+                       paths.root / "final")
+    jobs = stage.jobs()
+    if jobs:
+        if not quiet:
+            print(f"[evonas] final stage: retraining {len(jobs)} of the top {len(stage.chosen)} networks "
+                  f"from scratch, {stage.epochs} epoch(s) each", file=sys.stderr, flush=True)
+        evaluator = _evaluator(plan, epochs=stage.epochs, test=True)
+        try:
+            stage.run(evaluator, on_row=None if quiet else _print_final_row)
+        finally:
+            evaluator.close()
+    best = stage.best()
+    if best is not None:
+        genome = plan.genome_cls.from_string(best["genome"], plan.space)
+        export_best(paths.root, genome, stage.weights_of(best), best["final_val"], best["id"])
+    return stage
+
+
+def _print_final_row(r: dict) -> None:
+    got = (f"val {r['final_val']:.2f}, test {r['final_test']:.2f}" if r["status"] == "ok"
+           else f"failed: {r['reason']}")
+    print(f"[evonas] final #{r['rank'] + 1}: id {r['id']} (search fitness {r['search_fitness']:.2f} after "
+          f"{r['lineage_epochs']:g} lineage epochs) -> {got}", file=sys.stderr, flush=True)
+
+
+def _final_summary(stage) -> dict:
+    if stage is None:
+        return {}
+    best = stage.best()
+    if best is None:
+        return {"final stage": "no network retrained successfully"}
+    return {"final best id": best["id"], "final epochs (from scratch)": best["final_epochs"],
+            "final val accuracy": best["final_val"], "final test accuracy": best["final_test"],
+            "final genome": best["genome"]}
 
 
 def _where(plan: Plan) -> str:

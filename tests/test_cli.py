@@ -42,7 +42,7 @@ PAIRS = [("genetic-cnn", "aging"), ("cgp", "es"), ("tree", "generational"), ("nb
          ("tree", "random")]
 FAST = ["--epochs", "1", "--batch-size", "128", "--workers", "1", "--devices", "cpu", "--quiet",
         "--max-macs", "2000000"]  # bigger (CGP 128-channel) children fail before training: fast
-TIMING = ["train_seconds", "worker"]
+TIMING = ["train_seconds", "worker", "started_s", "finished_s"]
 STATUSES = {"ok", "failed", "duplicate"}
 
 
@@ -81,12 +81,13 @@ def table_args(strategy: str, evaluations: int) -> list[str]:
 def lineage_plain(run_dir: Path) -> pd.DataFrame:
     """The lineage through a plain ``pd.read_csv`` (no options), dtypes checked."""
     df = pd.read_csv(run_dir / "lineage.csv")
-    assert list(df.columns[:16]) == ["id", "parent_ids", "operator", "genome_type", "genome", "arch_hash",
-                                     "status", "fitness", "params", "flops", "epochs", "inherited",
-                                     "train_seconds", "worker", "birth", "reason"]
-    for c in ("id", "birth"):
+    assert list(df.columns[:20]) == ["id", "parent_ids", "operator", "genome_type", "genome", "arch_hash",
+                                     "status", "fitness", "params", "flops", "trained_epochs",
+                                     "lineage_epochs", "inherited", "train_seconds", "started_s",
+                                     "finished_s", "attempts", "worker", "birth", "reason"]
+    for c in ("id", "birth", "attempts"):
         assert df[c].dtype == np.int64, c
-    for c in ("fitness", "epochs", "train_seconds"):
+    for c in ("fitness", "trained_epochs", "lineage_epochs", "train_seconds", "started_s", "finished_s"):
         assert df[c].dtype == np.float64, c
     for c in ("params", "flops"):  # int64, or float64 with NaN where unknown
         assert df[c].dtype == np.int64 or (df[c].dtype == np.float64 and df[c].isna().any()), c
@@ -133,7 +134,7 @@ def test_digits_run(digits_run, genome, strategy):
     df = check_lineage(d, genome, 5)
     assert (df["status"] == "ok").any(), df[["status", "reason"]]
     trained = df[df["status"] == "ok"]
-    assert (trained["epochs"] == 1.0).all() and trained["params"].gt(0).all() and trained["flops"].gt(0).all()
+    assert (trained["trained_epochs"] == 1.0).all() and trained["params"].gt(0).all() and trained["flops"].gt(0).all()
     check_best(d, df)
     assert (d / "best" / "weights.safetensors").exists()
     cfg = json.loads((d / "config.json").read_text())

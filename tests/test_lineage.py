@@ -13,7 +13,7 @@ from evonas.store.lineage import COLUMNS, LineageWriter, read_records
 def rec(i, parents=(), op="init", fitness=None, status="ok", **kw):
     return {"id": i, "birth": i, "parent_ids": parents, "operator": op, "genome_type": "nb201",
             "genome": f"|g~{i}|", "arch_hash": f"{i:016x}", "status": status, "fitness": fitness,
-            "params": 1000 + i, "flops": 10 ** 6, "epochs": 1.0, "train_seconds": 0.5, "worker": "cpu0", **kw}
+            "params": 1000 + i, "flops": 10 ** 6, "trained_epochs": 1.0, "train_seconds": 0.5, "worker": "cpu0", **kw}
 
 
 # ids 0-2 init; 3 <- 0 (mut_a, better); 4 <- 3 (mut_b, better); 5 <- 4 (mut_a, failed);
@@ -37,7 +37,7 @@ def test_plain_read_csv_dtypes(lineage):
     df = pd.read_csv(lineage)
     assert tuple(df.columns) == COLUMNS
     assert df["id"].dtype == "int64" and df["birth"].dtype == "int64"
-    for c in ("fitness", "train_seconds", "epochs", "params"):  # params has a NaN (failed row)
+    for c in ("fitness", "train_seconds", "trained_epochs", "params"):  # params has a NaN (failed row)
         assert df[c].dtype == "float64", c
     for c in ("parent_ids", "status", "genome", "operator", "reason", "worker", "inherited"):
         assert pd.api.types.is_string_dtype(df[c]), c

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT.parent / "shared" / "data" / "nb201_cifar10.csv"
 pytestmark = pytest.mark.skipif(not TABLE.exists(), reason="needs ../shared/data/nb201_cifar10.csv")
 EVALS = 60
-IGNORED = ["train_seconds", "worker"]
+IGNORED = ["train_seconds", "worker", "started_s", "finished_s"]
 
 
 def argv(run_dir, evals=EVALS, workers=1, seed=3):

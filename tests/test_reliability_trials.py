@@ -118,7 +118,7 @@ def test_driver_kill9_with_training_resumes_to_same_lineage(tmp_path, workers):
     assert forked([*args, "--run-dir", str(b)], "after_lineage_row:2") == -signal.SIGKILL
     assert len(rows(b)) == 2
     assert forked(["--resume", str(b), "--quiet"]) == 0
-    drop = ["train_seconds", "worker"]
+    drop = ["train_seconds", "worker", "started_s", "finished_s"]
     pd.testing.assert_frame_equal(rows(b).drop(columns=drop), rows(a).drop(columns=drop))
     assert sorted(p.name for p in (b / "best").iterdir()) == sorted(p.name for p in (a / "best").iterdir())
 

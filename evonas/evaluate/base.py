@@ -38,7 +38,8 @@ class Result:
     """Outcome of one job. ``status`` is ok|failed; ``fitness`` is None when failed
     (higher is better, e.g. validation accuracy in percent); ``reason`` says why a
     trial failed; ``weights`` is the safetensors path of the trained weights, if kept;
-    ``extra`` carries reported-only metrics (e.g. a table's test accuracy)."""
+    ``extra`` carries reported-only metrics (e.g. a table's test accuracy);
+    ``attempts`` is 1 plus the retries of a trial whose worker died."""
     id: int
     status: str
     fitness: Optional[float] = None
@@ -51,6 +52,7 @@ class Result:
     inherited: str = "none"
     weights: Optional[str] = None
     extra: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
 
 
 class Evaluator(Protocol):

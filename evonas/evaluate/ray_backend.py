@@ -214,12 +214,12 @@ class RayEvaluator:
             self._idle.append(actor)
             return Result(job.id, "failed", reason=f"ray: {type(e).__name__}: {_first_line(e)}", worker="ray")
         self._idle.append(actor)
-        self.retries.done(job.id)
+        res.attempts = self.retries.done(job.id)
         return res
 
     def _retry(self, job: Job, why: str) -> Optional[Result]:
         n = self.retries.again(job, self._queue)
-        return Result(job.id, "failed", worker="ray",
+        return Result(job.id, "failed", worker="ray", attempts=n,
                       reason=f"ray actor died: {why}; gave up after {n} attempts") if n else None
 
     def _start_failed(self, job: Job, why: str) -> None:

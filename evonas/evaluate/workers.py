@@ -69,8 +69,9 @@ class Retries:
         self.attempts.pop(job.id, None)
         return n
 
-    def done(self, job_id: int) -> None:
-        self.attempts.pop(job_id, None)
+    def done(self, job_id: int) -> int:
+        """The trial ended: forget it; -> attempts made (1 plus its retries)."""
+        return self.attempts.pop(job_id, 0) + 1
 
     def start_died(self) -> bool:
         """A worker died while starting; True once that happened too often."""
@@ -298,8 +299,8 @@ class LocalPool:
         elif kind == "fault":
             w.fault = f"CUDA fault: {msg[3]}"
         elif kind == "result" and w.job is not None and msg[2].id == w.job.id:
+            msg[2].attempts = self.retries.done(w.job.id)
             self._done.append(msg[2])
-            self.retries.done(w.job.id)
             w.job = None
 
     def _reap(self) -> None:
@@ -319,7 +320,7 @@ class LocalPool:
                 self._replace(w)
                 self._done.append(Result(job.id, "failed", reason=f"timeout: worker killed after "
                                          f"{now - w.started:.1f} s (limit {self.timeout_s:g} s)",
-                                         worker=f"w{w.wid}@{w.device}"))
+                                         worker=f"w{w.wid}@{w.device}", attempts=self.retries.done(job.id)))
             elif not w.ready and now - w.spawned > self.startup_timeout_s:
                 self.close()
                 raise WorkerError(f"worker on {w.device} not ready after {self.startup_timeout_s:g} s")
@@ -334,7 +335,7 @@ class LocalPool:
         n = self.retries.again(job, self._queue)
         if n:
             self._done.append(Result(job.id, "failed", worker=f"w{w.wid}@{w.device}",
-                                     reason=f"{why}; gave up after {n} attempts"))
+                                     reason=f"{why}; gave up after {n} attempts", attempts=n))
 
     def _replace(self, w: _Worker) -> None:
         """Kill ``w`` (if alive) and start a fresh worker on the same device."""

@@ -93,9 +93,9 @@ def result_from_row(row: dict, job: Job) -> Result:
     weights = job.weights_out if job.weights_out and os.path.exists(job.weights_out) else None
     return Result(job.id, "ok" if row.get("status") == "ok" else "failed",
                   None if fit in (None, "") else float(fit), row.get("reason") or "",
-                  _int(row.get("params")), _int(row.get("flops")), _float(row.get("epochs")),
+                  _int(row.get("params")), _int(row.get("flops")), _float(row.get("trained_epochs")),
                   _float(row.get("train_seconds")) or 0.0, row.get("worker") or "",
-                  row.get("inherited") or "none", weights, extra)
+                  row.get("inherited") or "none", weights, extra, int(row.get("attempts") or 1))
 
 
 def _int(v):

@@ -217,8 +217,13 @@ class Search(Checkpointing):
                    parent.genome if parent else None, parent.weights if parent else None, out,
                    seed=(self.seed * 1_000_003 + m.id) % 2**31)
 
+    def _now(self) -> float:
+        """Seconds since the run began, continued across resume."""
+        return self.elapsed if self._t0 is None else time.monotonic() - self._t0
+
     def _send(self, job: Job) -> None:
         m = self.members[job.id]
+        m.started_s = self._now()
         self.inflight[job.id] = (m, job)
         self.cache.inflight[m.arch_hash] = job.id
         for pid in job.parent_ids:
@@ -243,14 +248,15 @@ class Search(Checkpointing):
     # --- finishing ---------------------------------------------------------------------
     def _duplicate(self, m: Member, hit: dict) -> None:
         m.status, m.params, m.flops = "duplicate", hit["params"], hit["flops"]
+        m.lineage_epochs = float(hit.get("lineage_epochs", 0.0))
         m.fitness.values = self.strategy.objectives(m, hit["fitness"])
         w = hit["weights"]
         if w and os.path.exists(w):  # same network: its trained weights serve as m's
             m.weights = w
         self.duplicates += 1
         self.spent += self.count_duplicates
-        row = {"epochs": 0, "train_seconds": 0.0, "worker": "", "inherited": "none",
-               "reason": f"duplicate of {hit['id']}", **hit["extra"]}
+        row = {"trained_epochs": 0.0, "train_seconds": 0.0, "worker": "", "inherited": "none",
+               "attempts": 1, "reason": f"duplicate of {hit['id']}", **hit["extra"]}
         self._complete(m, row)
 
     def _finish(self, r: Result) -> None:
@@ -262,6 +268,7 @@ class Search(Checkpointing):
             del self.cache.inflight[m.arch_hash]
         ok = r.status == "ok" and r.fitness is not None and math.isfinite(r.fitness)
         m.status, m.params, m.flops = ("ok" if ok else "failed"), r.params, r.flops
+        m.lineage_epochs = self._lineage_epochs(job, r)
         m.weights = r.weights if r.weights and ok else None
         if r.weights and not ok:
             _remove(r.weights)
@@ -269,10 +276,10 @@ class Search(Checkpointing):
             m.fitness.values = self.strategy.objectives(m, float(r.fitness))
             self.cache.put(m.arch_hash, m.genome, {
                 "id": m.id, "fitness": float(r.fitness), "params": r.params, "flops": r.flops,
-                "weights": m.weights, "extra": dict(r.extra)})
+                "weights": m.weights, "lineage_epochs": m.lineage_epochs, "extra": dict(r.extra)})
         reason = r.reason if ok or r.reason else "failed without a reason"
-        self._complete(m, {"epochs": r.epochs, "train_seconds": r.train_seconds, "worker": r.worker,
-                           "inherited": r.inherited, "reason": reason, **r.extra})
+        self._complete(m, {"trained_epochs": r.epochs, "train_seconds": r.train_seconds, "worker": r.worker,
+                           "inherited": r.inherited, "attempts": r.attempts, "reason": reason, **r.extra})
         for tid in self.twins.pop(m.id, []):
             t, _ = self.inflight.pop(tid)
             hit = self.cache.get(m.arch_hash, t.genome) if ok else None
@@ -281,13 +288,24 @@ class Search(Checkpointing):
                 self._duplicate(t, hit)
             else:
                 t.status = "failed"
-                self._complete(t, {"epochs": 0, "train_seconds": 0.0, "worker": "", "inherited": "none",
+                self._complete(t, {"trained_epochs": 0.0, "train_seconds": 0.0, "worker": "",
+                                   "inherited": "none", "attempts": 1,
                                    "reason": f"duplicate of {m.id}, which failed"})
         for pid in job.parent_ids:
             self.parent_refs[pid] -= 1
             if not self.parent_refs[pid]:
                 del self.parent_refs[pid]
                 self._release(pid)
+
+    def _lineage_epochs(self, job: Job, r: Result) -> float:
+        """The training ``r``'s weights carry: its own epochs, plus the parent's
+        ``lineage_epochs`` when it inherited (the parent stays in ``members`` while
+        a child in flight reads its weights)."""
+        own = float(r.epochs or 0.0)
+        parent = self.members.get(job.parent_ids[0]) if job.parent_ids else None
+        if r.inherited != "none" and parent is not None:
+            return parent.lineage_epochs + own
+        return own
 
     def _complete(self, m: Member, row: dict) -> None:
         m.birth = self.births
@@ -308,8 +326,10 @@ class Search(Checkpointing):
         rec = {"id": m.id, "parent_ids": ";".join(map(str, m.parent_ids)), "operator": m.operator,
                "genome_type": self.genome_type, "genome": m.genome.to_string(), "arch_hash": m.arch_hash,
                "status": m.status, "fitness": m.value if m.status != "failed" else None,
-               "params": m.params, "flops": m.flops, "epochs": row.pop("epochs"),
-               "inherited": row.pop("inherited"), "train_seconds": row.pop("train_seconds"),
+               "params": m.params, "flops": m.flops, "trained_epochs": row.pop("trained_epochs"),
+               "lineage_epochs": m.lineage_epochs, "inherited": row.pop("inherited"),
+               "train_seconds": row.pop("train_seconds"), "started_s": m.started_s,
+               "finished_s": self._now(), "attempts": row.pop("attempts"),
                "worker": row.pop("worker"), "birth": m.birth, "reason": row.pop("reason")}
         for k, v in row.items():
             rec.setdefault(k, v)  # Result.extra metrics; never overwrite a lineage column

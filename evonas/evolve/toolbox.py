@@ -32,7 +32,9 @@ class Member:
     """One individual: a genome plus its lineage and outcome. ``fitness`` is a
     DEAP Fitness (empty until evaluated); ``status`` is pending|ok|failed|duplicate;
     ``birth`` is the completion order (0-based), -1 while pending; ``weights`` the
-    safetensors path of its trained weights (None: none kept)."""
+    safetensors path of its trained weights (None: none kept); ``lineage_epochs``
+    all the training its weights carry (its own plus, when it inherited, its
+    parent's); ``started_s`` when its trial was submitted (seconds into the run)."""
 
     def __init__(self, id: int, genome: Genome, parent_ids: tuple[int, ...] = (),
                  operator: str = "init", arch_hash: str = ""):
@@ -41,6 +43,7 @@ class Member:
         self.status, self.birth, self.weights = "pending", -1, None
         self.params: Optional[int] = None
         self.flops: Optional[int] = None
+        self.lineage_epochs, self.started_s = 0.0, None
 
     @property
     def value(self) -> float:
@@ -51,7 +54,8 @@ class Member:
         return {"id": self.id, "genome": self.genome.to_dict(), "parent_ids": list(self.parent_ids),
                 "operator": self.operator, "arch_hash": self.arch_hash, "status": self.status,
                 "birth": self.birth, "weights": self.weights, "params": self.params,
-                "flops": self.flops, "fitness": list(self.fitness.values) if self.fitness.valid else None}
+                "flops": self.flops, "fitness": list(self.fitness.values) if self.fitness.valid else None,
+                "lineage_epochs": self.lineage_epochs, "started_s": self.started_s}
 
     def __repr__(self) -> str:
         return f"Member(id={self.id}, op={self.operator}, fitness={self.fitness.values})"
@@ -74,6 +78,7 @@ def member_from_dict(d: dict[str, Any], pareto: bool = False) -> Member:
     m = cls(d["id"], genome_from_dict(d["genome"]), tuple(d["parent_ids"]), d["operator"], d["arch_hash"])
     m.status, m.birth, m.weights = d["status"], d["birth"], d["weights"]
     m.params, m.flops = d["params"], d["flops"]
+    m.lineage_epochs, m.started_s = float(d.get("lineage_epochs", 0.0)), d.get("started_s")
     if d["fitness"] is not None:
         m.fitness.values = tuple(d["fitness"])
     return m

@@ -4,12 +4,25 @@ Columns, in this fixed order (then the optional extra metric columns declared
 when the file is created, e.g. a lookup table's test accuracy)::
 
     id, parent_ids, operator, genome_type, genome, arch_hash, status, fitness,
-    params, flops, epochs, inherited, train_seconds, worker, birth, reason
+    params, flops, trained_epochs, lineage_epochs, inherited, train_seconds,
+    started_s, finished_s, attempts, worker, birth, reason
+
+What the training columns mean (a child's fitness under weight inheritance
+includes all the training its inherited weights carry):
+
+* ``trained_epochs``: the epochs this individual trained itself (0 for a duplicate).
+* ``lineage_epochs``: all the training its final weights carry: the parent's
+  ``lineage_epochs`` plus its own when it inherited weights (``inherited`` is not
+  ``none``), its own alone when it trained from scratch; a duplicate carries the
+  value of the individual whose result it reuses.
+* ``started_s`` / ``finished_s``: seconds since the run began (continued across
+  resume) when its trial was submitted and when its result entered the search.
+* ``attempts``: 1 plus the retries of its trial (a worker that died mid-trial).
 
 Format, chosen so that a plain ``pd.read_csv(path)`` infers the right dtypes:
 
-* ``id``, ``birth`` (completion order, 0-based): always present -> int64.
-* ``fitness``, ``epochs``, ``train_seconds`` and extra metrics: written as Python
+* ``id``, ``birth`` (completion order, 0-based), ``attempts``: always present -> int64.
+* ``fitness``, the epoch and seconds columns and extra metrics: written as Python
   floats (``90.0``, never ``90``), empty when unknown -> float64 (NaN).
 * ``params``, ``flops``: integers, empty when unknown (a trial that failed before
   its cost was known) -> int64, or float64 with NaN as soon as one is missing.
@@ -45,11 +58,12 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..errors import ConfigError
 
 COLUMNS = ("id", "parent_ids", "operator", "genome_type", "genome", "arch_hash", "status",
-           "fitness", "params", "flops", "epochs", "inherited", "train_seconds", "worker",
-           "birth", "reason")
-INT_COLUMNS = ("id", "birth")
+           "fitness", "params", "flops", "trained_epochs", "lineage_epochs", "inherited",
+           "train_seconds", "started_s", "finished_s", "attempts", "worker", "birth", "reason")
+INT_COLUMNS = ("id", "birth", "attempts")
 NULLABLE_INT_COLUMNS = ("params", "flops")
-FLOAT_COLUMNS = ("fitness", "epochs", "train_seconds")
+FLOAT_COLUMNS = ("fitness", "trained_epochs", "lineage_epochs", "train_seconds", "started_s",
+                 "finished_s")
 TEXT_COLUMNS = ("parent_ids", "operator", "genome_type", "genome", "arch_hash", "status",
                 "inherited", "worker", "reason")
 NONE = "-"  # "no value" in text columns
@@ -104,9 +118,11 @@ def format_row(record: Mapping[str, Any], extra_columns: Sequence[str] = ()) -> 
     row = [_int(record["id"]), format_parent_ids(record.get("parent_ids") or ()),
            _text(record.get("operator")), _text(gtype), _text(gstr), _text(record.get("arch_hash")),
            _text(record["status"]), _float(record.get("fitness")), _int(record.get("params")),
-           _int(record.get("flops")), _float(record.get("epochs")), _text(record.get("inherited") or "none"),
-           _float(record.get("train_seconds") or 0.0), worker, _int(record["birth"]),
-           _text(record.get("reason"))]
+           _int(record.get("flops")), _float(record.get("trained_epochs")),
+           _float(record.get("lineage_epochs")), _text(record.get("inherited") or "none"),
+           _float(record.get("train_seconds") or 0.0), _float(record.get("started_s")),
+           _float(record.get("finished_s")), _int(record.get("attempts") or 1), worker,
+           _int(record["birth"]), _text(record.get("reason"))]
     return row + [_float(record.get(c, extra.get(c))) for c in extra_columns]
 
 

@@ -1,0 +1,211 @@
+"""The final stage of a real-training run: retrain the search's top networks from
+scratch and report what they are worth on their own.
+
+Why: under weight inheritance a child's fitness includes all the training that
+its ancestors' weights carry (``lineage_epochs``), so the search's best may be
+the best-*trained* network rather than the best architecture. The final stage
+takes the ``top`` distinct networks (by ``arch_hash``, best search fitness
+first), trains each from a fresh initialisation for the same number of epochs
+with a fixed seed recorded in ``final.csv``, chooses one by *validation*
+accuracy and reports its *test* accuracy (the only place where the test split is
+read during a run).
+
+``final.csv`` (one row per retrained network, appended and fsync'd as each
+finishes; a kill loses nothing, ``--resume`` retrains only the missing ones)::
+
+    rank, id, arch_hash, genome, search_fitness, lineage_epochs, final_epochs,
+    seed, final_val, final_test, params, macs, status, reason, train_seconds
+
+``epochs=0`` (auto) retrains every network for as many epochs as the most
+trained of them carries (the largest ``lineage_epochs`` among the chosen,
+rounded up, at least 1, at most ``AUTO_MAX_EPOCHS``): then ``final_val`` is
+directly comparable with the search fitness, the same amount of training but
+from scratch, and all retrained networks get the same budget.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+from .errors import ConfigError
+from .evaluate.base import Evaluator, Job, Result
+
+FINAL_COLUMNS = ("rank", "id", "arch_hash", "genome", "search_fitness", "lineage_epochs",
+                 "final_epochs", "seed", "final_val", "final_test", "params", "macs", "status",
+                 "reason", "train_seconds")
+AUTO_MAX_EPOCHS = 100
+FINAL_FILE = "final.csv"
+
+
+def select_top(rows: Iterable[dict], top: int) -> list[dict]:
+    """The ``top`` best ``ok`` lineage rows with distinct ``arch_hash``, by search
+    fitness (ties: lower id first). Duplicates share their original's hash."""
+    ok = [r for r in rows if r.get("status") == "ok" and _finite(r.get("fitness"))]
+    ok.sort(key=lambda r: (-float(r["fitness"]), int(r["id"])))
+    out, seen = [], set()
+    for r in ok:
+        if r["arch_hash"] not in seen:
+            seen.add(r["arch_hash"])
+            out.append(r)
+        if len(out) == top:
+            break
+    return out
+
+
+def final_epochs(chosen: Sequence[dict], epochs: int) -> int:
+    """``epochs`` if > 0, else the auto rule of the module docstring."""
+    if epochs > 0:
+        return int(epochs)
+    most = max((float(r.get("lineage_epochs") or r.get("trained_epochs") or 1.0) for r in chosen), default=1.0)
+    return int(min(AUTO_MAX_EPOCHS, max(1, math.ceil(most - 1e-9))))
+
+
+def final_seed(run_seed: int, rank: int) -> int:
+    """The recorded seed of the rank-th retrained network (init and data order)."""
+    return (int(run_seed) * 1_000_003 + 7_919 * (rank + 1)) % 2**31
+
+
+class FinalStage:
+    """Retrain ``top`` networks of a finished search; rows go to ``path``.
+
+    ``rows`` are the lineage records (``store.lineage.read_records``); ``genome_of``
+    turns a genome string into a Genome of the run's space; ``weights_dir`` holds
+    the from-scratch weights (``final-<id>.safetensors``)."""
+
+    def __init__(self, path: str | Path, rows: Sequence[dict], top: int, epochs: int, seed: int,
+                 genome_of, weights_dir: str | Path):
+        for field, v in (("final_top", top), ("final_epochs", epochs)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError("final", field, v, "must be an integer >= 0")
+        self.path, self.weights_dir = Path(path), Path(weights_dir)
+        self.chosen = select_top(rows, top)
+        self.epochs = final_epochs(self.chosen, epochs) if self.chosen else 0
+        self.seed, self.genome_of = int(seed), genome_of
+        self.done: dict[int, dict] = {int(r["id"]): r for r in read_final(self.path)}
+        for r in self.done.values():
+            if int(r["final_epochs"]) != self.epochs:
+                raise ConfigError(str(self.path), "final_epochs", r["final_epochs"],
+                                  f"this run's final stage retrains for {self.epochs} epochs")
+
+    def jobs(self) -> list[Job]:
+        """The retrainings still to do (resume skips the rows already written)."""
+        out = []
+        for rank, r in enumerate(self.chosen):
+            if int(r["id"]) in self.done:
+                continue
+            out.append(Job(int(r["id"]), self.genome_of(r["genome"]), operator="final", inherit="none",
+                           weights_out=str(self.weights_dir / f"final-{int(r['id'])}.safetensors"),
+                           seed=final_seed(self.seed, rank)))
+        return out
+
+    def run(self, evaluator: Evaluator, on_row=None) -> list[dict]:
+        """Retrain what is missing on ``evaluator`` (trained with test scoring on);
+        return every row, in rank order."""
+        todo = {j.id: j for j in self.jobs()}
+        if todo:
+            self.weights_dir.mkdir(parents=True, exist_ok=True)
+        for job in todo.values():
+            evaluator.submit(job)
+        while todo:
+            for res in evaluator.poll(None):
+                job = todo.pop(res.id, None)
+                if job is not None:
+                    row = self._row(job, res)
+                    append_final(self.path, row)
+                    self.done[job.id] = row
+                    if on_row is not None:
+                        on_row(row)
+        return self.rows()
+
+    def rows(self) -> list[dict]:
+        return [self.done[int(r["id"])] for r in self.chosen if int(r["id"]) in self.done]
+
+    def weights_of(self, row: dict) -> Optional[Path]:
+        """The from-scratch weights of a retrained network, if on disk."""
+        p = self.weights_dir / f"final-{int(row['id'])}.safetensors"
+        return p if row["status"] == "ok" and p.exists() else None
+
+    def best(self) -> Optional[dict]:
+        """The retrained network with the best validation accuracy (ties: rank)."""
+        ok = [r for r in self.rows() if r["status"] == "ok" and _finite(r["final_val"])]
+        return min(ok, key=lambda r: (-float(r["final_val"]), int(r["rank"]))) if ok else None
+
+    def _row(self, job: Job, res: Result) -> dict[str, Any]:
+        rank = next(i for i, r in enumerate(self.chosen) if int(r["id"]) == job.id)
+        src = self.chosen[rank]
+        ok = res.status == "ok" and _finite(res.fitness)
+        return {"rank": rank, "id": job.id, "arch_hash": src["arch_hash"], "genome": src["genome"],
+                "search_fitness": float(src["fitness"]),
+                "lineage_epochs": float(src.get("lineage_epochs") or 0.0), "final_epochs": self.epochs,
+                "seed": job.seed, "final_val": res.fitness if ok else None,
+                "final_test": res.extra.get("test_accuracy") if ok else None,
+                "params": res.params, "macs": res.flops, "status": "ok" if ok else "failed",
+                "reason": res.reason or "", "train_seconds": round(float(res.train_seconds), 3)}
+
+
+# --- final.csv --------------------------------------------------------------------------
+def append_final(path: Path, row: dict) -> None:
+    """Append one row with one write, then fsync (the header first, for a new file)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if not path.exists() or path.stat().st_size == 0:
+        w.writerow(FINAL_COLUMNS)
+    w.writerow(["" if row.get(c) is None else _cell(row[c]) for c in FINAL_COLUMNS])
+    with open(path, "a", newline="", encoding="utf-8") as fh:
+        fh.write(buf.getvalue())
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_final(path: str | Path) -> list[dict]:
+    """The complete rows of ``final.csv`` (a torn last line, from a kill mid-write,
+    is cut off so that the next append starts on a fresh line)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "rb+") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+            os.fsync(fh.fileno())
+        data = data[:data.rfind(b"\n") + 1]
+    lines = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    if not lines:
+        return []
+    if tuple(lines[0]) != FINAL_COLUMNS:
+        raise ConfigError(str(path), "header", ",".join(lines[0])[:80],
+                          f"not a final-stage table (expected {', '.join(FINAL_COLUMNS)})")
+    out = []
+    for fields in lines[1:]:
+        if len(fields) != len(FINAL_COLUMNS):
+            raise ConfigError(str(path), "row", ",".join(fields)[:80], "has the wrong number of fields")
+        out.append(_typed(dict(zip(FINAL_COLUMNS, fields)), path))
+    return out
+
+
+def _typed(r: dict, path: Path) -> dict:
+    try:
+        for c in ("rank", "id", "final_epochs", "seed"):
+            r[c] = int(r[c])
+        for c in ("params", "macs"):
+            r[c] = int(r[c]) if r[c] else None
+        for c in ("search_fitness", "lineage_epochs", "final_val", "final_test", "train_seconds"):
+            r[c] = float(r[c]) if r[c] else None
+    except ValueError as e:
+        raise ConfigError(str(path), "row", r.get("id"), f"bad number: {e}") from None
+    return r
+
+
+def _cell(v: Any) -> str:
+    return repr(float(v)) if isinstance(v, float) else str(v)
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
