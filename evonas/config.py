@@ -78,6 +78,11 @@ class Config:
                            "on CPU; a worker may wait for an older trial, ~5-10%% fewer trials/s) or "
                            "completion (fully asynchronous, as Real et al.; lineage depends on timing)",
                            choices=RESULT_ORDERS)
+    selection: str = _f("fitness", "what tournaments rank by: the raw fitness, or 'matched', the fitness minus "
+                        "the population's trend with lineage_epochs (compares architectures at equal "
+                        "training under weight inheritance; the same as fitness without inheritance; "
+                        "strategies that take it: aging). The final stage ranks its top K the same way",
+                        choices=("fitness", "matched"))
     dedup: str = _f("reuse", "isomorphic duplicates: reuse the earlier fitness, resample another child, "
                     "or off (train them again)", choices=DEDUP)
     seed: int = _f(0, "master seed of the search (>= 0)")

@@ -33,6 +33,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from .errors import ConfigError
 from .evaluate.base import Evaluator, Job, Result
+from .evolve.matched import matched_scores
 
 FINAL_COLUMNS = ("rank", "id", "arch_hash", "genome", "search_fitness", "lineage_epochs",
                  "final_epochs", "seed", "final_val", "final_test", "params", "macs", "status",
@@ -41,11 +42,18 @@ AUTO_MAX_EPOCHS = 100
 FINAL_FILE = "final.csv"
 
 
-def select_top(rows: Iterable[dict], top: int) -> list[dict]:
+def select_top(rows: Iterable[dict], top: int, rank_by: str = "fitness") -> list[dict]:
     """The ``top`` best ``ok`` lineage rows with distinct ``arch_hash``, by search
-    fitness (ties: lower id first). Duplicates share their original's hash."""
+    fitness or by the lineage-matched score over all of them (``rank_by``;
+    ``evolve/matched.py``); ties: lower id first. Duplicates share their original's hash."""
     ok = [r for r in rows if r.get("status") == "ok" and _finite(r.get("fitness"))]
-    ok.sort(key=lambda r: (-float(r["fitness"]), int(r["id"])))
+    if rank_by == "matched":
+        scores = matched_scores([float(r["fitness"]) for r in ok],
+                                [float(r.get("lineage_epochs") or 1.0) for r in ok])
+        key = {int(r["id"]): float(s) for r, s in zip(ok, scores)}
+    else:
+        key = {int(r["id"]): float(r["fitness"]) for r in ok}
+    ok.sort(key=lambda r: (-key[int(r["id"])], int(r["id"])))
     out, seen = [], set()
     for r in ok:
         if r["arch_hash"] not in seen:
@@ -77,12 +85,12 @@ class FinalStage:
     the from-scratch weights (``final-<id>.safetensors``)."""
 
     def __init__(self, path: str | Path, rows: Sequence[dict], top: int, epochs: int, seed: int,
-                 genome_of, weights_dir: str | Path):
+                 genome_of, weights_dir: str | Path, rank_by: str = "fitness"):
         for field, v in (("final_top", top), ("final_epochs", epochs)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError("final", field, v, "must be an integer >= 0")
         self.path, self.weights_dir = Path(path), Path(weights_dir)
-        self.chosen = select_top(rows, top)
+        self.chosen = select_top(rows, top, rank_by)
         self.epochs = final_epochs(self.chosen, epochs) if self.chosen else 0
         self.seed, self.genome_of = int(seed), genome_of
         self.done: dict[int, dict] = {int(r["id"]): r for r in read_final(self.path)}

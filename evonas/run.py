@@ -158,7 +158,7 @@ def _strategy_args(cfg: Config) -> dict:
 
     from .evolve.base import STRATEGIES
     accepted = inspect.signature(STRATEGIES.get(cfg.strategy).__init__).parameters
-    offered = {"population": cfg.population, "sample": cfg.sample_size}
+    offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
     return {k: v for k, v in offered.items() if k in accepted}
 
 
@@ -222,7 +222,7 @@ def _final_stage(plan: Plan, paths, quiet: bool):
     from .store.lineage import read_records
     stage = FinalStage(paths.root / FINAL_FILE, read_records(paths.lineage), cfg.final_top,
                        cfg.final_epochs, cfg.seed, lambda s: plan.genome_cls.from_string(s, plan.space),
-                       paths.root / "final")
+                       paths.root / "final", rank_by=cfg.selection)
     jobs = stage.jobs()
     if jobs:
         if not quiet:
@@ -251,6 +251,8 @@ def _final_summary(stage) -> dict:
     if stage is None:
         return {}
     best = stage.best()
+    if not stage.chosen:
+        return {"final stage": "nothing to retrain (no evaluated network)"}
     if best is None:
         return {"final stage": "no network retrained successfully"}
     return {"final best id": best["id"], "final epochs (from scratch)": best["final_epochs"],

@@ -119,9 +119,18 @@ def check_lineage(run_dir: Path, genome: str, evaluations: int) -> pd.DataFrame:
 def check_best(run_dir: Path, df: pd.DataFrame) -> None:
     best = run_dir / "best"
     meta = json.loads((best / "genome.json").read_text())
-    ok = df[df["status"] == "ok"]
-    top = ok.loc[ok["fitness"].idxmax()]
-    assert meta["genome"] == top["genome"] and meta["fitness"] == pytest.approx(top["fitness"])
+    final = run_dir / "final.csv"
+    if final.exists():  # best/ holds the final stage's choice: best from-scratch validation accuracy
+        fin = pd.read_csv(final)
+        top = fin.loc[fin["final_val"].idxmax()]
+        assert meta["genome"] == top["genome"] and meta["fitness"] == pytest.approx(top["final_val"])
+        ok = df[df["status"] == "ok"]
+        best_search = ok.loc[ok["fitness"].idxmax()]
+        assert best_search["arch_hash"] == fin.loc[fin["rank"] == 0, "arch_hash"].item()
+    else:
+        ok = df[df["status"] == "ok"]
+        top = ok.loc[ok["fitness"].idxmax()]
+        assert meta["genome"] == top["genome"] and meta["fitness"] == pytest.approx(top["fitness"])
     assert (best / "arch.dot").read_text().startswith("digraph")
     with Image.open(best / "arch.png") as im:
         assert im.format == "PNG"

@@ -99,8 +99,11 @@ def cpu_threads(slots: list[str], cpu_count: Optional[int] = None) -> int:
     """Torch CPU threads per worker: the cores shared evenly among all workers, at
     least 1 (more threads than cores only adds contention between workers; GPU
     workers count too: 8 of them on 16 cores each defaulting to 16 threads would
-    oversubscribe the host for their CPU-side work)."""
-    return max(1, (cpu_count or _cpu_count()) // max(1, len(slots)))
+    oversubscribe the host for their CPU-side work). ``OMP_NUM_THREADS``, when set
+    (a cluster allocation, or several runs sharing one machine), caps it."""
+    n = max(1, (cpu_count or _cpu_count()) // max(1, len(slots)))
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return min(n, int(cap)) if cap.isdigit() and int(cap) >= 1 else n
 
 
 def gpu_fraction(slots: list[str]) -> float:

@@ -13,6 +13,9 @@ Pseudocode (one call of ``ask`` per free evaluator slot; no generation barrier):
         if |population| > P: population.pop_front()                     # the OLDEST dies
 
 Defaults are the paper's P=100, S=25 (NAS-Bench-201 protocol: P=10, S=3).
+``selection="matched"`` ranks the tournament by the lineage-matched score
+(``evolve/matched.py``) instead of the raw fitness: under weight inheritance it
+compares architectures at equal training.
 """
 from __future__ import annotations
 
@@ -23,17 +26,21 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Proposal, Strategy, register_strategy
-from .toolbox import Member, Variation, sel_tournament
+from .matched import SELECTIONS, tournament
+from .toolbox import Member, Variation
 
 
 @register_strategy("aging")
 class Aging(Strategy):
-    def __init__(self, variation: Variation, population: int = 100, sample: int = 25):
+    def __init__(self, variation: Variation, population: int = 100, sample: int = 25,
+                 selection: str = "fitness"):
         super().__init__(variation)
         for field, v in (("population", population), ("sample", sample)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError("aging", field, v, "must be an integer >= 1")
-        self.P, self.S = population, sample
+        if selection not in SELECTIONS:
+            raise ConfigError("aging", "selection", selection, f"must be one of {', '.join(SELECTIONS)}")
+        self.P, self.S, self.selection = population, sample, selection
         self.queue: deque[Member] = deque()  # oldest first
         self.pending_init = 0
 
@@ -42,7 +49,7 @@ class Aging(Strategy):
             return Proposal(self.var.sample(rng))
         if not self.queue:
             return None
-        parent = sel_tournament(self.queue, self.S, rng)
+        parent = tournament(self.queue, self.S, rng, self.selection)
         child, op = self.var.mutate(parent.genome, rng)
         return Proposal(child, (parent.id,), op)
 

@@ -42,7 +42,8 @@ from ..errors import ConfigError
 from ..genome.base import Genome
 from .aging import Aging
 from .base import Proposal, register_strategy
-from .toolbox import Member, Variation, sel_tournament
+from .matched import tournament
+from .toolbox import Member, Variation
 
 
 @register_strategy("aging-novel")
@@ -69,7 +70,7 @@ class AgingNovel(Aging):
         if self.greedy and (self.greedy == 1.0 or rng.random() < self.greedy):
             parent = max(self.queue, key=lambda m: m.fitness.wvalues)
         else:
-            parent = sel_tournament(self.queue, self.S, rng)
+            parent = tournament(self.queue, self.S, rng, self.selection)
         for _ in range(self.tries):
             child, op = self.var.mutate(parent.genome, rng)
             if child.arch_hash() not in self.seen:
