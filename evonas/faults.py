@@ -26,6 +26,7 @@ Points (where they sit):
 * ``after_lineage_row``  driver, row written (and flushed), checkpoint not yet
 * ``checkpoint_tmp``  ``store.rundir.atomic_write_bytes``: tmp file written, not yet renamed
 * ``worker_trial``  ``evaluate.train``: inside the training loop, once per step
+* ``after_final_row``  ``final.FinalStage``: a final.csv row written, the next not yet
 
 Cost when no fault is configured: one global lookup and a compare per hit.
 """

@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+from . import faults
 from .errors import ConfigError
 from .evaluate.base import Evaluator, Job, Result
 from .evolve.matched import matched_scores
@@ -47,6 +48,8 @@ def select_top(rows: Iterable[dict], top: int, rank_by: str = "fitness") -> list
     fitness or by the lineage-matched score over all of them (``rank_by``;
     ``evolve/matched.py``); ties: lower id first. Duplicates share their original's hash."""
     ok = [r for r in rows if r.get("status") == "ok" and _finite(r.get("fitness"))]
+    if top <= 0:
+        return []
     if rank_by == "matched":
         scores = matched_scores([float(r["fitness"]) for r in ok],
                                 [float(r.get("lineage_epochs") or 1.0) for r in ok])
@@ -124,6 +127,7 @@ class FinalStage:
                 if job is not None:
                     row = self._row(job, res)
                     append_final(self.path, row)
+                    faults.point("after_final_row")
                     self.done[job.id] = row
                     if on_row is not None:
                         on_row(row)
