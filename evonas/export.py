@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -75,13 +76,15 @@ def export(run_dir: str | Path, fmt: str, output: Optional[str | Path] = None) -
     if not out.parent.is_dir():
         raise ConfigError("export", "output", str(out), "its directory does not exist")
     example = torch.zeros(2, *shape)  # batch 2: a batch of 1 would let export specialise the batch to 1
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(out.stem + ".tmp" + out.suffix)  # torch.export insists on the suffix
     with torch.no_grad():
         if fmt == "pt2":
             batch = torch.export.Dim("batch", min=1)
             torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), tmp)
         elif fmt == "torchscript":
-            torch.jit.save(torch.jit.trace(model, example), str(tmp))
+            with warnings.catch_warnings():  # chosen on purpose: C++ and older runtimes load it
+                warnings.simplefilter("ignore", FutureWarning)
+                torch.jit.save(torch.jit.trace(model, example), str(tmp))
         else:
             batch = torch.export.Dim("batch", min=1)
             torch.onnx.export(model, (example,), str(tmp), input_names=["input"], output_names=["logits"],

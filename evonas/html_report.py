@@ -124,7 +124,7 @@ def build(root: str | Path, cache: Optional[dict] = None) -> str:
             "rows": _records(df.assign(lineage_epochs=df["id"].map(lep))) if len(df) else [],
             "curves": {str(k): v for k, v in read_curves(root).items()},
             "drawings": _drawings(df, cfg, cache if cache is not None else {}) if len(df) else {},
-            "ylabel": fitness_label(cfg).replace("\n", " "),
+            "ylabel": fitness_label(cfg).split("\n")[0], "fitness_is": fitness_label(cfg).replace("\n", " "),
             "report_column": cfg.get("report_column") if cfg.get("benchmark_table") else None,
             "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     payload = json.dumps(data, allow_nan=False, default=str).replace("</", "<\\/")  # no early </script>
@@ -201,7 +201,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222}
 h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}
 #top{display:flex;gap:1.5em;align-items:flex-start;flex-wrap:wrap}
 #plot svg,#detail svg{background:#fff;border:1px solid #ddd}
-#detail{min-width:380px;max-width:520px}
+#detail{min-width:380px;max-width:540px}#detail code{word-break:break-all}
 #tip{position:fixed;pointer-events:none;background:#fffbe6;border:1px solid #aaa;padding:4px 6px;
 font-size:12px;max-width:460px;display:none;word-break:break-all}
 table{border-collapse:collapse;font-size:12px}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}
@@ -210,7 +210,7 @@ table{border-collapse:collapse;font-size:12px}td,th{padding:2px 8px;border-botto
 .none{color:#888}a.anc{cursor:pointer;color:#1f5fbf}
 </style></head><body>
 <h1>@TITLE@</h1>
-<div id="summary"></div>
+<div id="summary"></div><p id="fitness-is"></p>
 <p>x axis: <select id="xaxis"></select> &nbsp; hover a point for its details, click it for its cell,
 ancestry and learning curve.</p>
 <div id="top"><div id="plot"></div><div id="detail"><p class="none">click a point</p></div></div>

@@ -62,6 +62,7 @@
   for (const k of ["individuals", "evaluations", "duplicates skipped", "failures", "best id", "best fitness", "params"])
     if (s[k] !== undefined && s[k] !== null) bits.push(`<b>${k}</b> ${typeof s[k] === "number" ? +s[k].toPrecision(5) : s[k]}`);
   document.getElementById("summary").innerHTML = bits.join(" &middot; ") + ` <span class="none">(written ${D.generated})</span>`;
+  document.getElementById("fitness-is").textContent = "fitness: " + D.fitness_is;
   const axes = [["birth", "evaluations (individuals completed)"]];
   if (rows.some(r => r.finished_s !== undefined && r.finished_s !== null)) axes.push(["finished_s", "wall-clock time (s since start)"]);
   if (rows.some(r => r.train_seconds)) axes.push(["_train_cum", "training time (s, summed over trials)"]);
