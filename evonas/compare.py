@@ -43,7 +43,7 @@ def run_table(roots: Sequence[Path]) -> pd.DataFrame:
         alive = df["fitness"].where(df["status"] != "failed")
         rows.append({"run": str(root), "key": config_key(cfg), "seed": cfg.get("seed"),
                      "best": float(alive.max()) if alive.notna().any() else np.nan,
-                     "individuals": len(df), "curve": alive.cummax().to_numpy(),
+                     "individuals": len(df), "curve": alive.cummax().ffill().to_numpy(),
                      "time": df["finished_s"].to_numpy(dtype=float) if "finished_s" in df.columns else None})
     out = pd.DataFrame(rows)
     out["config"] = out["key"].map(_labels(list(out["key"].unique())))

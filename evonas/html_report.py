@@ -127,7 +127,8 @@ def build(root: str | Path, cache: Optional[dict] = None) -> str:
             "ylabel": fitness_label(cfg).split("\n")[0], "fitness_is": fitness_label(cfg).replace("\n", " "),
             "report_column": cfg.get("report_column") if cfg.get("benchmark_table") else None,
             "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    payload = json.dumps(data, allow_nan=False, default=str).replace("</", "<\\/")  # no early </script>
+    # every "<" as \u003c: no text in the data can end the script block or open a comment
+    payload = json.dumps(data, allow_nan=False, default=str).replace("<", "\\u003c")
     sections = [("Operators", _table_html(operator_stats(df) if len(df) else None, "ops")),
                 ("Logbook (population statistics)", _table_html(logbook, "logbook")),
                 ("Final stage (final.csv)", _table_html(final, "final")),

@@ -52,7 +52,7 @@ def running_best(df: pd.DataFrame) -> pd.Series:
     """Best fitness so far, by birth (failures carry the previous best)."""
     d = df.sort_values("birth")
     f = d["fitness"].where(d["status"] != "failed")
-    return f.cummax().set_axis(d["birth"].to_numpy())
+    return f.cummax().ffill().set_axis(d["birth"].to_numpy())
 
 
 def ancestors(df: pd.DataFrame, individual: int) -> nx.DiGraph:
@@ -111,7 +111,7 @@ def _fitness_axes(ax, d: pd.DataFrame, x: np.ndarray, cfg: Mapping, best_id, xla
     ax.fill_between(x, roll.quantile(0.25), roll.quantile(0.75), color="#9ecae1", alpha=0.35, lw=0,
                     label=f"25-75 % of the last {window}", zorder=1)
     ax.plot(x, roll.median(), color="#3182bd", lw=1, label=f"median of the last {window}", zorder=1)
-    ax.step(x, alive.cummax(), where="post", color="black", lw=1.6, label="running best", zorder=4)
+    ax.step(x, alive.cummax().ffill(), where="post", color="black", lw=1.6, label="running best", zorder=4)
     rep = cfg.get("report_column")
     if cfg.get("benchmark_table") and rep in d.columns:
         best_rep = _report_of_running_best(d, alive, rep)
