@@ -52,15 +52,19 @@ def read_curves(root: str | Path) -> dict[int, dict]:
 
 
 def lineage_epochs(df: pd.DataFrame) -> dict[int, float]:
-    """Epochs of training the weights received, inheritance included: an individual
-    that inherited adds its own epochs to its first parent's lineage epochs."""
+    """Epochs of training the weights received, inheritance included: the lineage's
+    ``lineage_epochs`` column where written, else (older lineages) recomputed: an
+    individual that inherited adds its own epochs to its first parent's."""
+    if "lineage_epochs" in df.columns and df["lineage_epochs"].notna().any():
+        return {int(i): (None if pd.isna(v) else float(v)) for i, v in zip(df["id"], df["lineage_epochs"])}
+    own_col = "trained_epochs" if "trained_epochs" in df.columns else "epochs"
     out: dict[int, float] = {}
     # a parent always completes before its child is made, so birth order has parents first
-    for r in df.sort_values("birth").itertuples():
-        own = 0.0 if pd.isna(r.epochs) else float(r.epochs)
-        parent = r.parent_ids[0] if r.parent_ids else None
-        inherited = r.inherited not in ("", "none") and parent in out
-        out[int(r.id)] = own + (out[parent] if inherited else 0.0)
+    for r in df.sort_values("birth").to_dict("records"):
+        own = 0.0 if pd.isna(r.get(own_col)) else float(r[own_col])
+        parent = r["parent_ids"][0] if r["parent_ids"] else None
+        inherited = r["inherited"] not in ("", "none") and parent in out
+        out[int(r["id"])] = own + (out[parent] if inherited else 0.0)
     return out
 
 

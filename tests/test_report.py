@@ -35,7 +35,7 @@ def make_run(root, rows, seed=0, strategy="aging", table=True):
             g = NB201Genome.sample(rng, NB201Space(N=1))
             w.write({"id": i, "birth": i, "parent_ids": parents, "operator": op, "genome": g,
                      "status": status, "fitness": fit, "params": 100 + 10 * i, "flops": 1000 + i,
-                     "epochs": 1.0, "inherited": "exact" if parents else "none", "train_seconds": 0.5,
+                     "trained_epochs": 1.0, "inherited": "exact" if parents else "none", "train_seconds": 0.5,
                      "extra": {"c10_test_200": 80.0 + i}})
     return p
 
@@ -167,8 +167,11 @@ def test_curve_writer_and_reader(tmp_path):
 
 
 def test_lineage_epochs_follow_inheritance(run):
-    lep = lineage_epochs(load_lineage(run.lineage))
+    df = load_lineage(run.lineage)
+    assert df["lineage_epochs"].isna().all()  # the fixture leaves the column empty: recomputed
+    lep = lineage_epochs(df)
     assert lep[0] == 1.0 and lep[2] == 2.0 and lep[5] == 3.0  # 5 inherits from 2, which inherited from 1
+    assert lineage_epochs(df.assign(lineage_epochs=7.0))[5] == 7.0  # the engine's column wins
 
 
 def test_report_html_is_self_contained(run):
