@@ -71,10 +71,10 @@ def export(run_dir: str | Path, fmt: str, output: Optional[str | Path] = None) -
             import onnxscript  # noqa: F401
         except ImportError:
             raise ConfigError("export", "format", fmt, "needs the onnx extra: pip install 'evonas[onnx]'") from None
-    model, shape = load_best(run_dir)
     out = Path(output) if output else RunPaths(Path(run_dir)).best / f"model{FORMATS[fmt]}"
-    if not out.parent.is_dir():
+    if output and not out.parent.is_dir():  # checked before the (slow) model build
         raise ConfigError("export", "output", str(out), "its directory does not exist")
+    model, shape = load_best(run_dir)
     example = torch.zeros(2, *shape)  # batch 2: a batch of 1 would let export specialise the batch to 1
     tmp = out.with_name(out.stem + ".tmp" + out.suffix)  # torch.export insists on the suffix
     with torch.no_grad():

@@ -85,7 +85,6 @@ def test_export_errors_are_one_line_exit_2(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "output" in err and err.strip().count("\n") == 0
     table = create_run_dir(tmp_path / "table", Config(genome="tree", population=2).resolved("t"))
-    (table.best).mkdir()
     export_best(table.root, TreeGenome.sample(np.random.default_rng(0)), None)
     assert main([str(table.root), "--format", "torchscript"]) == 2
     assert "weights.safetensors" in capsys.readouterr().err

@@ -106,6 +106,7 @@ def test_every_genome_has_a_labelled_layered_drawing():
     assert any(d["label"].startswith("conv_bn_relu") for _, d in tree.nodes(data=True))
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_operator_colour_is_stable_and_distinct():
     # crc32, not Python's salted hash(): a fresh interpreter gives the same colour
     code = "from evonas.draw import name_color; print(name_color('edge_op'), name_color('widen'))"
@@ -245,3 +246,21 @@ def test_report_not_a_run_exits_2(tmp_path, run):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "not a run directory" in r.stderr
     assert not (run.root / "fitness.png").exists()  # every path checked before any write
+
+
+@pytest.mark.slow  # trains a tiny network for 3 epochs, twice
+def test_trial_returns_its_learning_curve():
+    from evonas.evaluate.base import Job
+    from evonas.evaluate.data import load_dataset
+    from evonas.evaluate.train import TrainConfig, evaluate_job
+    data = load_dataset("digits", seed=0, max_train=300)
+    g = NB201Genome(("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "skip_connect", "avg_pool_3x3",
+                     "nor_conv_3x3"), NB201Space(C=4, N=1))
+    r = evaluate_job(Job(1, g, seed=0), data, TrainConfig(epochs=3, batch_size=32))
+    c = r.extra["curve"]
+    assert r.status == "ok" and len(c["train_loss"]) == 3 and len(c["val_acc"]) == 3
+    assert c["val_acc"][-1] == r.fitness  # the last epoch's validation is the fitness
+    assert c["train_loss"][-1] < c["train_loss"][0]
+    # validating between epochs (eval mode, no random numbers) keeps a seed's trial exact
+    again = evaluate_job(Job(2, g, seed=0), data, TrainConfig(epochs=3, batch_size=32))
+    assert again.extra["curve"] == c
