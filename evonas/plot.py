@@ -1,267 +1,229 @@
-"""Pictures with Pillow only (matplotlib is not a dependency).
+"""Figures of a run with matplotlib (object API, no pyplot: no global state, no display).
 
-* ``draw_dag``: a layered drawing of a DAG (layer = longest path from the
-  sources, order within a layer by the mean position of the inputs).
-* ``fitness_plot``: fitness of every individual against its completion order
-  (``birth``), one colour per operator, and the running best as a line.
-* ``ancestry_plot``: the ancestors of one individual (every parent, so the
-  second parents of crossovers too) as a tree, oldest on top, boxes coloured
-  by operator, the first-parent path drawn bold.
-* ``pareto_plot``: fitness against cost (params and FLOPs, log scale) of every
-  ok individual, the non-dominated front highlighted (nsga2 runs).
+* ``fitness_figure``: fitness of every individual against evaluations and, when the
+  lineage has timestamps (``finished_s``), against wall-clock seconds. Ok points are
+  coloured by operator (``draw.name_color``: the same colour in every run),
+  duplicates hollow, failures as red crosses on the bottom edge; the running best
+  as a step line, the median of the last ``population`` results with its
+  25-75 % band, the table's report column of the running best (dashed) and the
+  ancestry of the best drawn as a tree over the points.
+* ``pareto_figure``: fitness against params with the non-dominated front labelled
+  by id, and the hypervolume of the front over evaluations (nsga2 runs).
+* ``ancestry_figure``: the best's ancestors (every parent) as a tree of boxes.
+* ``fitness_label(config)``: what the fitness IS, for the y axis.
+
+``save(fig, stem)`` writes ``stem.png`` and ``stem.svg``.
 """
 from __future__ import annotations
 
-import math
-from typing import Mapping
+from pathlib import Path
+from typing import Any, Mapping, Optional
 
 import networkx as nx
+import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw, ImageFont
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-           "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-MAX_SIDE = 12000  # pixels; larger drawings are shrunk to keep PNGs reasonable
+from .draw import draw_graph, layout, name_color
 
 
-def _font() -> ImageFont.ImageFont:
-    return ImageFont.load_default()
+def fitness_label(cfg: Mapping[str, Any]) -> str:
+    """The y label: a table column, or validation accuracy after how much training."""
+    if cfg.get("benchmark_table"):
+        return f"table lookup {cfg.get('fitness_column', '?')} (%)"
+    epochs = cfg.get("epochs", "?")
+    how = "inherited weights + " if cfg.get("inherit", "none") != "none" else ""
+    return f"validation accuracy (%)\nafter {how}{epochs} epoch(s) on {cfg.get('dataset', '?')}"
 
 
-def _layers(g: nx.DiGraph) -> list[list]:
-    """Nodes grouped by longest-path depth, each layer ordered by the mean index
-    of its inputs in the previous layers (one barycentre sweep: fewer crossings)."""
-    depth: dict = {}
-    for n in nx.topological_sort(g):
-        depth[n] = max((depth[p] + 1 for p in g.predecessors(n)), default=0)
-    layers: list[list] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    pos: dict = {}
-    for n in nx.topological_sort(g):
-        layers[depth[n]].append(n)
-    for layer in layers:
-        layer.sort(key=lambda n: (sum(pos.get(p, 0) for p in g.predecessors(n))
-                                  / max(1, g.in_degree(n))))
-        for i, n in enumerate(layer):
-            pos[n] = i
-    return layers
+def save(fig, stem: str | Path) -> list[Path]:
+    """``stem.png`` (150 dpi) and ``stem.svg``, each written under a temporary name
+    and renamed, so a reader (or report.html) never sees half a file."""
+    out = []
+    for ext in ("png", "svg"):
+        path = Path(f"{stem}.{ext}")
+        tmp = path.with_name(path.stem + ".tmp." + ext)
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        tmp.replace(path)
+        out.append(path)
+    return out
 
 
-def draw_dag(g: nx.DiGraph, labels: Mapping, fills: Mapping | None = None,
-             bold: set | None = None) -> Image.Image:
-    """A white-background RGB drawing: boxes with ``labels[n]`` (multi-line) and
-    arrows from inputs to consumers, inputs on top. ``fills``: box colour per node
-    (default light blue); ``bold``: edges ``(u, v)`` drawn thick and black."""
-    fills, bold = fills or {}, bold or set()
-    font, probe = _font(), ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    size = {n: probe.multiline_textbbox((0, 0), str(labels[n]), font=font) for n in g}
-    bw = max((b[2] - b[0] for b in size.values()), default=40) + 12
-    bh = max((b[3] - b[1] for b in size.values()), default=12) + 10
-    gx, gy = 16, 28
-    layers = _layers(g)
-    width = max((len(l) for l in layers), default=1) * (bw + gx) + gx
-    height = len(layers) * (bh + gy) + gy
-    img = Image.new("RGB", (max(width, 120), max(height, 60)), "white")
-    d = ImageDraw.Draw(img)
-    xy: dict = {}
-    for r, layer in enumerate(layers):
-        x0 = (width - len(layer) * (bw + gx) + gx) // 2
-        for i, n in enumerate(layer):
-            xy[n] = (x0 + i * (bw + gx), gy + r * (bh + gy))
-    for u, v in g.edges():
-        (ux, uy), (vx, vy) = xy[u], xy[v]
-        a, b = (ux + bw // 2, uy + bh), (vx + bw // 2, vy)
-        thick = (u, v) in bold
-        d.line([a, b], fill="black" if thick else "#555555", width=3 if thick else 1)
-        _arrowhead(d, a, b)
-    for n, (x, y) in xy.items():
-        d.rectangle([x, y, x + bw, y + bh], outline="black", fill=fills.get(n, "#eef3fb"))
-        d.multiline_text((x + 6, y + 5), str(labels[n]), fill="black", font=font)
-    return _shrink(img)
+def running_best(df: pd.DataFrame) -> pd.Series:
+    """Best fitness so far, by birth (failures carry the previous best)."""
+    d = df.sort_values("birth")
+    f = d["fitness"].where(d["status"] != "failed")
+    return f.cummax().ffill().set_axis(d["birth"].to_numpy())
 
 
-def _arrowhead(d: ImageDraw.ImageDraw, a: tuple, b: tuple, size: float = 6.0) -> None:
-    ang = math.atan2(b[1] - a[1], b[0] - a[0])
-    left = (b[0] - size * math.cos(ang - 0.4), b[1] - size * math.sin(ang - 0.4))
-    right = (b[0] - size * math.cos(ang + 0.4), b[1] - size * math.sin(ang + 0.4))
-    d.polygon([b, left, right], fill="#555555")
-
-
-def _shrink(img: Image.Image) -> Image.Image:
-    scale = MAX_SIDE / max(img.size)
-    if scale >= 1:
-        return img
-    return img.resize((max(1, int(img.width * scale)), max(1, int(img.height * scale))))
-
-
-def fitness_plot(df: pd.DataFrame, width: int = 900, height: int = 500) -> Image.Image:
-    """Scatter of ``fitness`` over ``birth`` coloured by ``operator`` (legend on
-    the right) with the running best of ok individuals as a black step line."""
-    img = Image.new("RGB", (width, height), "white")
-    d, font = ImageDraw.Draw(img), _font()
-    left, right, top, bottom = 60, width - 170, 20, height - 40
-    pts = df[df["fitness"].notna()].sort_values("birth")
-    d.rectangle([left, top, right, bottom], outline="black")
-    d.text((left, bottom + 18), "evaluation (birth)", fill="black", font=font)
-    d.text((4, (top + bottom) // 2), "fitness", fill="black", font=font)
-    if pts.empty:
-        d.text((left + 10, top + 10), "no evaluated individual yet", fill="black", font=font)
-        return img
-    x0, x1 = float(df["birth"].min()), float(max(df["birth"].max(), df["birth"].min() + 1))
-    y0, y1 = float(pts["fitness"].min()), float(pts["fitness"].max())
-    if y1 - y0 < 1e-9:
-        y0, y1 = y0 - 1, y1 + 1
-
-    def px(b: float, f: float) -> tuple[float, float]:
-        return (left + (b - x0) / (x1 - x0) * (right - left), bottom - (f - y0) / (y1 - y0) * (bottom - top))
-
-    for v, anchor in ((y0, bottom), (y1, top)):
-        d.text((4, anchor - 6), f"{v:.4g}", fill="black", font=font)
-    d.text((left, bottom + 4), f"{x0:.0f}", fill="black", font=font)
-    d.text((right - 30, bottom + 4), f"{x1:.0f}", fill="black", font=font)
-    ops = sorted(pts["operator"].astype(str).unique())
-    color = {op: PALETTE[i % len(PALETTE)] for i, op in enumerate(ops)}
-    for b, f, op in zip(pts["birth"], pts["fitness"], pts["operator"].astype(str)):
-        x, y = px(b, f)
-        d.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=color[op])
-    ok = pts[pts["status"] == "ok"]
-    if not ok.empty:
-        best = ok["fitness"].cummax()
-        line, prev = [], None  # a step line: horizontal until the next improvement
-        for b, f in zip(ok["birth"], best):
-            if prev is not None:
-                line.append(px(b, prev))
-            line.append(px(b, f))
-            prev = f
-        line.append(px(x1, prev))
-        d.line(line, fill="black", width=2)
-    for i, op in enumerate(ops[:20]):
-        y = top + 14 * i
-        d.rectangle([right + 12, y + 2, right + 20, y + 10], fill=color[op])
-        d.text((right + 26, y), op[:22], fill="black", font=font)
-    d.line([right + 12, top + 14 * min(len(ops), 20) + 6, right + 20, top + 14 * min(len(ops), 20) + 6],
-           fill="black", width=2)
-    d.text((right + 26, top + 14 * min(len(ops), 20)), "running best", fill="black", font=font)
-    return img
-
-
-def _light(hex_color: str, amount: float = 0.6) -> str:
-    """``hex_color`` mixed with white (0 = unchanged, 1 = white): readable box fills."""
-    rgb = [int(hex_color[i:i + 2], 16) for i in (1, 3, 5)]
-    return "#" + "".join(f"{int(c + (255 - c) * amount):02x}" for c in rgb)
-
-
-def ancestry_graph(df: pd.DataFrame, individual: int, max_nodes: int = 120) -> nx.DiGraph:
-    """Ancestors of ``individual`` (following every parent id) as a DiGraph with
-    edges parent -> child. When there are more than ``max_nodes`` ancestors, the
-    closest ones (fewest generations away, breadth first) are kept. Node
-    attributes: ``operator``, ``fitness`` (NaN when failed), ``status``."""
-    by_id = df.set_index("id", drop=False)
-    if individual not in by_id.index:
-        raise KeyError(f"individual {individual} is not in the lineage")
-    g, frontier = nx.DiGraph(), [individual]
+def ancestors(df: pd.DataFrame, individual: int) -> nx.DiGraph:
+    """Every ancestor of ``individual`` (all parents, so crossover mates too):
+    edges parent -> child, restricted to ids present in ``df``."""
+    parents = dict(zip(df["id"], df["parent_ids"]))
+    g, todo = nx.DiGraph(), [individual]
     g.add_node(individual)
-    while frontier and g.number_of_nodes() < max_nodes:
-        nxt = []
-        for child in frontier:
-            for p in by_id.at[child, "parent_ids"]:
-                if p not in by_id.index or g.number_of_nodes() >= max_nodes and p not in g:
-                    continue
+    while todo:
+        c = todo.pop()
+        for p in parents.get(c, ()):
+            if p in parents:
                 if p not in g:
-                    nxt.append(p)
-                g.add_edge(p, child)
-        frontier = nxt
-    for n in g:
-        row = by_id.loc[n]
-        g.nodes[n].update(operator=str(row["operator"]), fitness=float(row["fitness"]),
-                          status=str(row["status"]))
+                    todo.append(p)
+                g.add_edge(p, c)
     return g
 
 
-def ancestry_plot(df: pd.DataFrame, individual: int, max_nodes: int = 120) -> Image.Image:
-    """The ancestry tree of ``individual`` (see ``ancestry_graph``): one box per
-    ancestor with its id, operator, status and fitness, filled by operator, the
-    first-parent path (``evonas.lineage.ancestry``) in bold."""
-    g = ancestry_graph(df, individual, max_nodes)
-    ops = sorted({g.nodes[n]["operator"] for n in g})
-    color = {op: _light(PALETTE[i % len(PALETTE)]) for i, op in enumerate(ops)}
-    labels, fills = {}, {}
-    for n in g:
-        a = g.nodes[n]
-        fit = "-" if math.isnan(a["fitness"]) else f"{a['fitness']:.4g}"
-        labels[n] = f"#{n} {a['operator'][:18]}\n{a['status']} {fit}" + ("\n(best)" if n == individual else "")
-        fills[n] = color[a["operator"]]
-    by_id = df.set_index("id")
-    bold, cur = set(), individual
-    while cur in g and len(by_id.at[cur, "parent_ids"]):
-        p = by_id.at[cur, "parent_ids"][0]
-        if p not in g or (p, cur) in bold:
-            break
-        bold.add((p, cur))
-        cur = p
-    return draw_dag(g, labels, fills, bold)
+# --- fitness ------------------------------------------------------------------------------
+def fitness_figure(df: pd.DataFrame, cfg: Mapping[str, Any], best_id: Optional[int] = None):
+    from matplotlib.figure import Figure
+    timed = "finished_s" in df.columns and df["finished_s"].notna().any()
+    two = timed or df["train_seconds"].fillna(0).sum() > 0
+    fig = Figure(figsize=(12 if two else 7.5, 5.4), layout="constrained")
+    axes = fig.subplots(1, 2 if two else 1, sharey=True, squeeze=False)[0]
+    d = df.sort_values("birth")
+    _fitness_axes(axes[0], d, d["birth"].to_numpy(), cfg, best_id, "evaluations (individuals completed)")
+    if timed:
+        t = d["finished_s"].ffill().fillna(0.0).to_numpy()
+        _fitness_axes(axes[1], d, t, cfg, best_id, "wall-clock time (s since start)")
+    elif d["train_seconds"].fillna(0).sum() > 0:  # no timestamps: compute time, honestly named
+        t = d["train_seconds"].fillna(0.0).cumsum().to_numpy()
+        _fitness_axes(axes[1], d, t, cfg, best_id, "training time (s, summed over trials; no timestamps)")
+    axes[0].set_ylabel(fitness_label(cfg))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
+    fig.suptitle(f"{cfg.get('genome', '?')} / {cfg.get('strategy', '?')}: {len(d)} individuals "
+                 f"(seed {cfg.get('seed', '?')})", fontsize=10)
+    return fig
 
 
-def pareto_front(df: pd.DataFrame, cost: str) -> pd.DataFrame:
-    """The ok individuals not dominated in (higher ``fitness``, lower ``cost``),
-    sorted by ``cost``; an individual equal to a front member in both is left out."""
-    pts = df[(df["status"] == "ok") & df["fitness"].notna() & df[cost].notna()]
-    pts = pts.sort_values([cost, "fitness"], ascending=[True, False], kind="stable")
-    keep, best = [], -math.inf
-    for i, f in zip(pts.index, pts["fitness"]):
+def _fitness_axes(ax, d: pd.DataFrame, x: np.ndarray, cfg: Mapping, best_id, xlabel: str) -> None:
+    st = d["status"].to_numpy()
+    f = d["fitness"].to_numpy(dtype=float)
+    ok = st == "ok"
+    for op in sorted(set(d["operator"][ok])):
+        m = ok & (d["operator"].to_numpy() == op)
+        ax.scatter(x[m], f[m], s=14, color=name_color(op), label=op or "init", alpha=0.8, lw=0, zorder=3)
+    dup = st == "duplicate"
+    if dup.any():
+        ax.scatter(x[dup], f[dup], s=18, facecolors="none", edgecolors="#777777", lw=0.8,
+                   label=f"duplicate, not retrained ({dup.sum()})", zorder=2)
+    alive = pd.Series(np.where(st == "failed", np.nan, f))
+    window = int(cfg.get("population") or 20)
+    roll = alive.rolling(window, min_periods=1)
+    ax.fill_between(x, roll.quantile(0.25), roll.quantile(0.75), color="#9ecae1", alpha=0.35, lw=0,
+                    label=f"25-75 % of the last {window}", zorder=1)
+    ax.plot(x, roll.median(), color="#3182bd", lw=1, label=f"median of the last {window}", zorder=1)
+    ax.step(x, alive.cummax().ffill(), where="post", color="black", lw=1.6, label="running best", zorder=4)
+    rep = cfg.get("report_column")
+    if cfg.get("benchmark_table") and rep in d.columns:
+        best_rep = _report_of_running_best(d, alive, rep)
+        ax.step(x, best_rep, where="post", color="#e6550d", lw=1.2, ls="--",
+                label=f"{rep} of the running best (reported only)", zorder=4)
+    if best_id is not None:
+        _ancestry_overlay(ax, d, x, best_id)
+    fail = st == "failed"
+    if fail.any():  # no fitness: crosses on the bottom edge (axes coordinates in y)
+        ax.scatter(x[fail], np.zeros(fail.sum()), marker="x", s=16, color="#d62728", clip_on=False,
+                   transform=ax.get_xaxis_transform(), label=f"failed ({fail.sum()})", zorder=5)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, alpha=0.3)
+
+
+def _report_of_running_best(d: pd.DataFrame, alive: pd.Series, rep: str) -> np.ndarray:
+    out, best, cur = [], -np.inf, np.nan
+    for f, r in zip(alive.to_numpy(), d[rep].to_numpy(dtype=float)):
         if f > best:
-            keep.append(i)
+            best, cur = f, r
+        out.append(cur)
+    return np.asarray(out)
+
+
+def _ancestry_overlay(ax, d: pd.DataFrame, x: np.ndarray, best_id: int) -> None:
+    tree = ancestors(d, best_id)
+    where = {i: (xi, fi) for i, xi, fi in zip(d["id"], x, d["fitness"].to_numpy(dtype=float))}
+    first = True
+    for p, c in tree.edges():
+        (x0, y0), (x1, y1) = where[p], where[c]
+        if np.isfinite(y0) and np.isfinite(y1):
+            ax.plot([x0, x1], [y0, y1], color="#6a3d9a", lw=0.9, alpha=0.8, zorder=5,
+                    label="ancestry of the best" if first else None)
+            first = False
+    bx, by = where[best_id]
+    ax.scatter([bx], [by], marker="*", s=140, color="gold", edgecolors="black", zorder=6,
+               label=f"best (id {best_id})")
+
+
+# --- Pareto -------------------------------------------------------------------------------
+def pareto_front(df: pd.DataFrame, cost: str = "params") -> pd.DataFrame:
+    """Non-dominated ok individuals (max fitness, min ``cost``), by increasing cost."""
+    ok = df[(df["status"] == "ok") & df["fitness"].notna() & df[cost].notna()]
+    ok = ok.assign(_c=ok[cost].astype("float64")).sort_values(["_c", "fitness"], ascending=[True, False])
+    keep, best = [], -np.inf
+    for idx, f in zip(ok.index, ok["fitness"]):
+        if f > best:
+            keep.append(idx)
             best = f
-    return pts.loc[keep]
+    return ok.loc[keep].drop(columns="_c")
 
 
-def pareto_plot(df: pd.DataFrame, costs: tuple = ("params", "flops"), width: int = 1000,
-                height: int = 460) -> Image.Image:
-    """One panel per column in ``costs``: fitness of every ok individual against the
-    cost on a log10 axis (grey), the Pareto front in red joined by a step line."""
-    img = Image.new("RGB", (width, height), "white")
-    d, font = ImageDraw.Draw(img), _font()
-    pw = width // len(costs)
-    for k, cost in enumerate(costs):
-        _pareto_panel(d, font, df, cost, (k * pw + 60, 20, (k + 1) * pw - 20, height - 40))
-    return img
+def hypervolume(points: np.ndarray, ref: tuple[float, float]) -> float:
+    """2-D hypervolume of (cost, fitness) points, minimising cost and maximising
+    fitness, against ``ref`` = (worst cost, worst fitness)."""
+    pts = sorted((c, f) for c, f in points if c <= ref[0] and f >= ref[1])
+    # sweep from the fittest down: each point adds the strip of cost it newly dominates
+    hv, reach = 0.0, ref[0]
+    for c, f in sorted(pts, key=lambda p: -p[1]):
+        if c < reach:
+            hv += (reach - c) * (f - ref[1])
+            reach = c
+    return hv
 
 
-def _pareto_panel(d: ImageDraw.ImageDraw, font, df: pd.DataFrame, cost: str, box: tuple) -> None:
-    left, top, right, bottom = box
-    d.rectangle(box, outline="black")
-    d.text((left, bottom + 18), f"{cost} (log scale)", fill="black", font=font)
-    d.text((left - 56, (top + bottom) // 2), "fitness", fill="black", font=font)
-    pts = df[(df["status"] == "ok") & df["fitness"].notna() & df[cost].notna()]
-    pts = pts[pts[cost].astype("float64") > 0]
-    if pts.empty:
-        d.text((left + 10, top + 10), f"no ok individual with {cost}", fill="black", font=font)
-        return
-    xs = pts[cost].astype("float64").map(math.log10)
-    x0, x1 = float(xs.min()), float(xs.max())
-    y0, y1 = float(pts["fitness"].min()), float(pts["fitness"].max())
-    x0, x1 = (x0 - 0.5, x1 + 0.5) if x1 - x0 < 1e-9 else (x0, x1)
-    y0, y1 = (y0 - 1, y1 + 1) if y1 - y0 < 1e-9 else (y0, y1)
+def hypervolume_over_time(df: pd.DataFrame, cost: str = "params") -> pd.Series:
+    ok = df[(df["status"] == "ok") & df["fitness"].notna() & df[cost].notna()].sort_values("birth")
+    c, f = ok[cost].astype("float64").to_numpy(), ok["fitness"].to_numpy(dtype=float)
+    if not len(ok):
+        return pd.Series(dtype=float)
+    ref = (float(c.max()) * 1.1, float(f.min()))  # fixed reference: values comparable over time
+    pts, births = np.column_stack([c, f]), ok["birth"].to_numpy()
+    at = np.unique(np.linspace(0, len(pts) - 1, min(len(pts), 400)).astype(int))  # bounded cost
+    return pd.Series([hypervolume(pts[:i + 1], ref) for i in at], index=births[at])
 
-    def px(c: float, f: float) -> tuple[float, float]:
-        x = left + 8 + (math.log10(c) - x0) / (x1 - x0) * (right - left - 16)
-        return x, bottom - 8 - (f - y0) / (y1 - y0) * (bottom - top - 16)
 
-    for v, anchor in ((y0, bottom), (y1, top)):
-        d.text((left - 56, anchor - 6), f"{v:.4g}", fill="black", font=font)
-    d.text((left, bottom + 4), f"{10 ** x0:.3g}", fill="black", font=font)
-    d.text((right - 50, bottom + 4), f"{10 ** x1:.3g}", fill="black", font=font)
-    for c, f in zip(pts[cost].astype("float64"), pts["fitness"]):
-        x, y = px(c, f)
-        d.ellipse([x - 2, y - 2, x + 2, y + 2], fill="#9a9a9a")
+def pareto_figure(df: pd.DataFrame, cfg: Mapping[str, Any], cost: str = "params"):
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    ax, hx = fig.subplots(1, 2)
+    ok = df[(df["status"] == "ok") & df[cost].notna()]
+    ax.scatter(ok[cost].astype(float), ok["fitness"], s=12, color="#bbbbbb", label="evaluated", zorder=2)
     front = pareto_front(df, cost)
-    front = front[front[cost].astype("float64") > 0]
-    line = []
-    for c, f in zip(front[cost].astype("float64"), front["fitness"]):
-        if line:
-            line.append((px(c, f)[0], line[-1][1]))
-        line.append(px(c, f))
-    if len(line) > 1:
-        d.line(line, fill="#d62728", width=2)
-    for x, y in line[::2]:  # every other vertex is a front point (the rest are steps)
-        d.ellipse([x - 4, y - 4, x + 4, y + 4], fill="#d62728", outline="black")
-    d.text((left + 8, top + 4), f"Pareto front: {len(front)} of {len(pts)} ok", fill="#d62728", font=font)
+    ax.step(front[cost].astype(float), front["fitness"], where="post", color="#d62728", lw=1.4, zorder=3)
+    ax.scatter(front[cost].astype(float), front["fitness"], s=30, color="#d62728",
+               label=f"Pareto front ({len(front)})", zorder=4)
+    for _, r in front.iterrows():
+        ax.annotate(f"id {int(r['id'])}", (float(r[cost]), float(r["fitness"])), fontsize=7,
+                    xytext=(4, -10), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (count, log scale)" if cost == "params" else "MACs per sample (log scale)")
+    ax.set_ylabel(fitness_label(cfg))
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    hv = hypervolume_over_time(df, cost)
+    hx.step(hv.index, hv.to_numpy(), where="post", color="#d62728")
+    hx.set_xlabel("evaluations (individuals completed)")
+    hx.set_ylabel(f"hypervolume ({cost} x fitness %)")
+    hx.set_title("reference: 1.1 x max cost, min fitness", fontsize=8)
+    hx.grid(True, alpha=0.3)
+    return fig
+
+
+# --- ancestry -----------------------------------------------------------------------------
+def ancestry_figure_to(df: pd.DataFrame, individual: int, path: str | Path) -> Path:
+    """The ancestors of ``individual`` as boxes (id, operator, fitness), oldest on top."""
+    tree = ancestors(df, individual)
+    by_id = df.set_index("id")
+    g = nx.DiGraph()
+    for n in tree:
+        r = by_id.loc[n]
+        fit = "failed" if r["status"] == "failed" else f"{r['fitness']:.4g}"
+        g.add_node(str(n), op=r["operator"], label=f"id {n}\n{r['operator'] or 'init'}\n{fit}")
+    g.add_edges_from((str(u), str(v)) for u, v in tree.edges())
+    return draw_graph(g, path, title=f"ancestry of individual {individual}", pos=layout(g))

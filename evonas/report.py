@@ -1,16 +1,17 @@
-"""Run reports: the final summary table, the exported best model, pictures.
+"""Run reports: the summary table, the exported ``best/``, figures, report.html, comparisons.
 
 ``python -m evonas.report RUN_DIR`` prints the summary of a run from its
-``lineage.csv`` and writes ``RUN_DIR/fitness.png`` (fitness of every individual
-over evaluations, coloured by operator, with the running best),
-``RUN_DIR/ancestry.png`` (the ancestry tree of the best individual) and, for
-``nsga2`` runs, ``RUN_DIR/pareto.png`` (fitness vs params and FLOPs, front
-highlighted; the front is also printed).
+``lineage.csv`` and writes, next to it, ``fitness.png/.svg`` (``evonas.plot``),
+``ancestry.png/.svg`` of the best, for ``nsga2`` runs ``pareto.png/.svg`` (the
+front is also printed) and ``report.html`` (``evonas.html_report``: one
+self-contained interactive page). ``python -m evonas.report RUN RUN ...``
+compares several runs per config, seeds pooled (``evonas.compare``).
 
 ``export_best`` writes ``best/genome.json`` (the ``genomes/`` schema, loadable
 with ``evonas.load_genome``), ``best/weights.safetensors`` (a copy of the trained
-weights), ``best/arch.dot`` and ``best/arch.png`` (the decoded DAG, drawn by
-Graphviz ``dot`` when it is on PATH, else by ``evonas.plot`` with Pillow).
+weights), ``best/arch.dot`` (the whole decoded DAG, for tools) and
+``best/arch.png``/``arch.svg`` (the cell drawing of ``evonas.draw``: the 4-node
+cell for NB201, the labelled DAG otherwise).
 """
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ import datetime as _dt
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -102,9 +101,15 @@ def export_best(run_dir: str | Path, genome, weights_path: str | Path | None = N
         out["weights"] = target
     elif target.exists():
         target.unlink()
-    graph = genome.decode()
-    atomic_write_text(out["dot"], to_dot(graph, title=f"{genome.type_name} {genome.to_string()}"))
-    draw_png(graph, out["png"], dot_file=out["dot"])
+    atomic_write_text(out["dot"], to_dot(genome.decode(), title=f"{genome.type_name} {genome.to_string()}"))
+    from .draw import cell_graph, draw_graph
+    cell = cell_graph(genome)
+    title = f"{genome.type_name}: {genome.to_string()}"[:120]
+    for kind in ("png", "svg"):
+        out[kind] = best / f"arch.{kind}"
+        tmp = best / f"arch.tmp.{kind}"  # atomic: a reader never sees half a picture
+        draw_graph(cell, tmp, title=title)
+        os.replace(tmp, out[kind])
     return out
 
 
@@ -129,59 +134,51 @@ def to_dot(g: nx.DiGraph, title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw_png(g: nx.DiGraph, path: str | Path, dot_file: str | Path | None = None) -> str:
-    """Draw ``g`` to ``path`` (PNG). Uses Graphviz ``dot`` on ``dot_file`` when both
-    exist, else a layered drawing with Pillow. Returns the renderer used."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    exe = shutil.which("dot")
-    if exe and dot_file is not None:
-        try:
-            subprocess.run([exe, "-Tpng", str(dot_file), "-o", str(tmp)], check=True,
-                           capture_output=True, timeout=60)
-            os.replace(tmp, path)
-            return "graphviz"
-        except (OSError, subprocess.SubprocessError):
-            tmp.unlink(missing_ok=True)  # fall back to Pillow
-    from .plot import draw_dag
-    draw_dag(g, {n: _label(g, n) for n in g}).save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return "pillow"
-
-
 # --- command line -------------------------------------------------------------------------
-def report(run_dir: str | Path, plots: bool = True) -> str:
-    """The summary text of a run, plus, when ``plots``: ``fitness.png``,
-    ``ancestry.png`` (the best individual's ancestors) and, for ``nsga2`` runs,
-    the Pareto front (listed in the text and drawn in ``pareto.png``)."""
+def load_config(root: Path) -> dict[str, Any]:
+    try:
+        cfg = read_json(RunPaths(root).config, str(root))
+    except EvonasError:
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
     root = Path(run_dir)
     if not is_run_dir(root):
         raise ConfigError("report", "run_dir", str(root), "not a run directory (needs config.json and lineage.csv)")
+    return root
+
+
+def report(run_dir: str | Path, plots: bool = True) -> str:
+    """The summary text of a run, plus, when ``plots``: the figures (PNG + SVG) and
+    ``report.html``. For ``nsga2`` runs the Pareto front is listed in the text."""
+    root = check_run_dir(run_dir)
     paths = RunPaths(root)
     df = load_lineage(paths.lineage)
+    cfg = load_config(root)
     summary = summarize(df, wall_seconds(paths))
     text = format_summary(summary)
-    nsga2 = _strategy(paths) == "nsga2"
+    nsga2 = cfg.get("strategy") == "nsga2"
     if nsga2:
         text += "\n" + _pareto_text(df)
     if plots and len(df):
-        from .plot import ancestry_plot, fitness_plot, pareto_plot
-        images = {"fitness.png": fitness_plot(df)}
-        if "best id" in summary:
-            images["ancestry.png"] = ancestry_plot(df, summary["best id"])
-        if nsga2:
-            images["pareto.png"] = pareto_plot(df)
-        for name, img in images.items():
-            _save_png(img, root / name)
-            text += f"\nwrote {root / name}"
+        for path in write_figures(root, df, cfg, summary.get("best id")):
+            text += f"\nwrote {path}"
+        from .html_report import write_report
+        text += f"\nwrote {write_report(root)}"
     return text
 
 
-def _strategy(paths: RunPaths) -> Optional[str]:
-    try:
-        return read_json(paths.config, str(paths.root)).get("strategy")
-    except (EvonasError, AttributeError):
-        return None
+def write_figures(root: Path, df: pd.DataFrame, cfg: dict, best_id: Optional[int]) -> list[Path]:
+    from .plot import ancestry_figure_to, fitness_figure, pareto_figure, save
+    out = save(fitness_figure(df, cfg, best_id), root / "fitness")
+    if best_id is not None:
+        for ext in ("png", "svg"):
+            out.append(ancestry_figure_to(df, best_id, root / f"ancestry.{ext}"))
+    if cfg.get("strategy") == "nsga2":
+        out += save(pareto_figure(df, cfg), root / "pareto")
+    return out
 
 
 def _pareto_text(df: pd.DataFrame) -> str:
@@ -195,30 +192,31 @@ def _pareto_text(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _save_png(img, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp.png")  # atomic: a reader never sees half a PNG
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evonas.report",
-                                     description="Print the summary of a run and write its plots (fitness, ancestry, Pareto front).")
-    parser.add_argument("run_dir", help="a run directory (runs/<name>)")
+    parser = argparse.ArgumentParser(
+        prog="python -m evonas.report",
+        description="Print the summary of a run and write its figures (PNG+SVG) and report.html; "
+                    "with several runs, compare them per config over seeds.")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (runs/<name>)")
     parser.add_argument("--no-plots", action="store_true", help="only print the summary (default: off)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (default: off)")
+    parser.add_argument("--output", metavar="DIR", help="where a comparison of several runs writes "
+                        "comparison.png/.svg/.csv (default: the first run's parent directory)")
     args = parser.parse_args(argv)
     return cli_exit_code(lambda: _main(args))
 
 
 def _main(args) -> int:
-    if args.json:
-        if not is_run_dir(args.run_dir):
-            raise ConfigError("report", "run_dir", args.run_dir, "not a run directory")
-        df = load_lineage(Path(args.run_dir) / "lineage.csv")
-        print(json.dumps(summarize(df, wall_seconds(RunPaths(Path(args.run_dir)))), indent=2))
+    roots = [check_run_dir(r) for r in args.run_dirs]  # every path checked before any write
+    if len(roots) > 1:
+        from .compare import compare
+        print(compare(roots, None if args.output is None else Path(args.output),
+                      plots=not args.no_plots, as_json=args.json))
+    elif args.json:
+        df = load_lineage(roots[0] / "lineage.csv")
+        print(json.dumps(summarize(df, wall_seconds(RunPaths(roots[0]))), indent=2))
     else:
-        print(report(args.run_dir, plots=not args.no_plots))
+        print(report(roots[0], plots=not args.no_plots))
     return 0
 
 

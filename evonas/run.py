@@ -172,6 +172,8 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
     rows = read_records(paths.lineage)
     writer = LineageWriter(paths.lineage, plan.extra_columns)  # repairs a torn last line
     progress = Progress(cfg.evaluations, quiet, already=len(rows))
+    from .html_report import CurveWriter, Refresher
+    curves, refresh = CurveWriter(paths.root), Refresher(paths.root, REPORT_EVERY_S)
     if not quiet:
         print(f"[evonas] {paths.root}: {_where(plan)}", file=sys.stderr, flush=True)
     evaluator = _evaluator(plan)
@@ -181,7 +183,8 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
                         seed=cfg.seed, max_evaluations=cfg.evaluations,
                         max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
                         weights_dir=None if plan.data is None else str(paths.weights),
-                        on_record=lambda r: (writer.write(r, sync=False), progress.update(r)),
+                        on_record=lambda r: (writer.write(r, sync=False), curves(r), progress.update(r),
+                                             refresh()),
                         on_checkpoint=Checkpointer(paths, writer), checkpoint_every_s=CHECKPOINT_EVERY_S,
                         seed_genomes=plan.seeds, ordered=cfg.result_order == "submission")
         if state is not None:
@@ -195,11 +198,13 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
         progress.close()
         evaluator.close()
         writer.close()
+        curves.close()
     best = summary.get("best")
     if best:
         genome = plan.genome_cls.from_string(best["genome"], plan.space)
         export_best(paths.root, genome, best.get("weights"), best["fitness"], best["id"])
     stage = _final_stage(plan, paths, quiet)
+    refresh(force=True)  # after the final stage: the page shows final.csv
     df = load_lineage(paths.lineage)
     print(format_summary({"run": str(paths.root), "stopped by": summary["stop_reason"],
                           **summarize(df, search.elapsed), **_final_summary(stage)}))
@@ -272,6 +277,7 @@ def _where(plan: Plan) -> str:
             f"results in {cfg.result_order} order")
 
 
+REPORT_EVERY_S = 30.0  # seconds between rewrites of report.html during a run (watch it in a browser)
 CHECKPOINT_EVERY_S = 1.0  # seconds between checkpoints (0: after every individual)
 
 

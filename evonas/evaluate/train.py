@@ -145,7 +145,7 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
         for attempt in range(cfg.oom_retries + 1):
             try:
                 model, report = _build(job, g, data, device, cfg)
-                _train(model, data, cfg, job.seed, device, micro, t0)
+                curve = _train(model, data, cfg, job.seed, device, micro, t0)
                 break
             except torch.cuda.OutOfMemoryError:
                 pass  # recover below: inside `except` the traceback still holds the activations
@@ -156,6 +156,8 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
                                   f"(batch {cfg.batch_size}, {attempt} halvings)")
             micro = max(1, micro // 2)
         res.fitness = _score(model, data.x_val, data.y_val, device, cfg)
+        curve["val_acc"].append(res.fitness)  # the last epoch's validation is the fitness itself
+        res.extra["curve"] = curve
         if cfg.test:
             res.extra["test_accuracy"] = _score(model, data.x_test, data.y_test, device, cfg)
         if micro != cfg.batch_size:  # an ok row's reason says so in the lineage
@@ -219,9 +221,12 @@ def _inherit(job: Job, model):
     return report
 
 
-def _train(model, data: Data, cfg: TrainConfig, seed: int, device: str, micro: int, t0: float) -> None:
+def _train(model, data: Data, cfg: TrainConfig, seed: int, device: str, micro: int, t0: float) -> dict:
     """SGD/Adam over ``cfg.epochs`` epochs of ``cfg.batch_size`` (as ``micro``-sized
-    chunks with gradient accumulation). Raises TrialFailed on non-finite loss/timeout."""
+    chunks with gradient accumulation). Raises TrialFailed on non-finite loss/timeout.
+    Returns the learning curve: mean training loss of every epoch, validation accuracy
+    after every epoch but the last (the caller's fitness is the last one). Validation
+    runs in eval mode without drawing random numbers, so the fitness is unchanged."""
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     amp, cl = cfg.modes(device)
@@ -236,7 +241,9 @@ def _train(model, data: Data, cfg: TrainConfig, seed: int, device: str, micro: i
     bad = torch.zeros((), dtype=torch.bool, device=dev)
     model.train()
     step = 0
+    curve: dict = {"train_loss": [], "val_acc": []}
     for epoch in range(cfg.epochs):
+        loss_sum = torch.zeros((), dtype=torch.float32, device=dev)  # summed on device: no sync per step
         perm = torch.randperm(n, generator=gen, device=dev)
         for s in range(steps_per_epoch):
             idx = perm[s * bs:(s + 1) * bs]
@@ -248,6 +255,7 @@ def _train(model, data: Data, cfg: TrainConfig, seed: int, device: str, micro: i
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                     loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
                 bad |= ~torch.isfinite(loss.detach())
+                loss_sum += loss.detach().float() * (len(chunk) / len(idx))
                 (loss * (len(chunk) / len(idx))).backward()
             opt.step()
             sched.step()
@@ -257,6 +265,11 @@ def _train(model, data: Data, cfg: TrainConfig, seed: int, device: str, micro: i
                 _check(bad, epoch, step, cfg, t0)
             elif cfg.timeout_s is not None and time.monotonic() - t0 > cfg.timeout_s:
                 _check(bad, epoch, step, cfg, t0)
+        curve["train_loss"].append(float(loss_sum) / steps_per_epoch)
+        if epoch + 1 < cfg.epochs:
+            curve["val_acc"].append(_score(model, data.x_val, data.y_val, device, cfg))
+            model.train()
+    return curve
 
 
 def _check(bad: torch.Tensor, epoch: int, step: int, cfg: TrainConfig, t0: float) -> None:

@@ -274,9 +274,11 @@ class Search(Checkpointing):
             _remove(r.weights)
         if ok:
             m.fitness.values = self.strategy.objectives(m, float(r.fitness))
+            # the learning curve goes to curves.jsonl once, not into every checkpoint's cache
             self.cache.put(m.arch_hash, m.genome, {
                 "id": m.id, "fitness": float(r.fitness), "params": r.params, "flops": r.flops,
-                "weights": m.weights, "lineage_epochs": m.lineage_epochs, "extra": dict(r.extra)})
+                "weights": m.weights, "lineage_epochs": m.lineage_epochs,
+                "extra": {k: v for k, v in r.extra.items() if k != "curve"}})
         reason = r.reason if ok or r.reason else "failed without a reason"
         self._complete(m, {"trained_epochs": r.epochs, "train_seconds": r.train_seconds, "worker": r.worker,
                            "inherited": r.inherited, "attempts": r.attempts, "reason": reason, **r.extra})
