@@ -42,7 +42,8 @@ from .errors import ConfigError
 
 ENV, ONCE_ENV = "EVONAS_FAULT", "EVONAS_FAULT_ONCE"
 ACTIONS = ("kill", "raise", "hang", "sleep", "oom", "cuda")
-POINTS = ("driver_inflight", "before_lineage_row", "after_lineage_row", "checkpoint_tmp", "worker_trial")
+POINTS = ("driver_inflight", "before_lineage_row", "after_lineage_row", "checkpoint_tmp", "worker_trial",
+          "after_final_row")
 
 
 class InjectedFault(RuntimeError):
