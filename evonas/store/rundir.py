@@ -225,10 +225,6 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
         state = read_json(paths.state, where)
         if not isinstance(state, dict):
             raise ConfigError(where, STATE, type(state).__name__, "checkpoint must be a JSON object")
-    from .lineage import read_records
-    if not paths.journal.exists() and read_records(paths.lineage):
-        raise ConfigError(where, JOURNAL, str(paths.journal), "missing: this run has lineage rows but no "
-                          "journal (made by an evonas without journals?); it cannot be resumed exactly")
     changes = dict(overrides or {})
     if file:  # every key the file sets counts as given; flags win over the file
         changes = {**read_file(file), **changes}
@@ -242,6 +238,10 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
         detail = "; ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in conflicts.items())
         raise ConfigError(where, ", ".join(conflicts), {k: b for k, (a, b) in conflicts.items()},
                           f"conflicts with the stored config ({detail}); drop these flags or start a new run")
+    from .lineage import read_records
+    if not paths.journal.exists() and read_records(paths.lineage):
+        raise ConfigError(where, JOURNAL, str(paths.journal), "missing: this run has lineage rows but no "
+                          "journal (made by an evonas without journals?); it cannot be resumed exactly")
     if not os.access(root, os.W_OK | os.X_OK):
         raise ConfigError(where, "run_dir", str(root), "not writable")
     return wanted, paths
