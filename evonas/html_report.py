@@ -27,7 +27,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from .lineage import load_lineage, operator_stats
-from .store.rundir import RunPaths, read_json
+from .store.rundir import RunPaths
 
 CURVES = "curves.jsonl"
 REPORT = "report.html"
