@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .evaluate.base import INHERIT
+from .evolve.dedup import DEDUP
 
-INHERIT = ("exact", "shape", "none")
 BACKENDS = ("local", "ray")
-DEDUP = ("reuse", "resample", "off")
 RESULT_ORDERS = ("completion", "submission")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -43,7 +43,7 @@ MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 # Keys a resumed run may change: more budget, other hardware, moved files. precision
 # and memory_format go with the hardware: under "auto", moving from CPU to a GPU
 # changes them anyway.
-RESUMABLE = frozenset({"evaluations", "time_budget", "final_top", "final_epochs", "devices", "workers",
+RESUMABLE = frozenset({"evaluations", "max_duplicates", "time_budget", "final_top", "final_epochs", "devices", "workers",
                        "trials_per_device", "backend", "ray_address", "trial_timeout",
                        "data_root", "precision", "memory_format"})
 
@@ -69,7 +69,11 @@ class Config:
     sample_size: int = _f(0, "tournament sample size S (1..population; 0 = ceil(population / 4): "
                           "25 for P=100 as Real et al., 3 for P=10 as the NAS-Bench-201 protocol)")
     strategy: str = _f("aging", "search strategy (built-in: aging, random, es, generational, nsga2)")
-    evaluations: int = _f(300, "budget: number of evaluated individuals (>= 1)")
+    evaluations: int = _f(300, "budget: number of TRAINED networks (>= 1; failed trials count, duplicates "
+                          "of an earlier network do not: see --max-duplicates)")
+    max_duplicates: int = _f(0, "budget: duplicate children (a network already evaluated, its result "
+                             "reused) allowed apart from --evaluations, so a search stuck on duplicates "
+                             "still ends (0 = 10 x evaluations + 100)")
     time_budget: float = _f(600.0, "budget: wall-clock seconds, whichever budget ends first (0 = no limit)")
     mutations: tuple = _f((), "mutation operator to use, NAME or NAME:WEIGHT, repeatable "
                           "(empty = all registered, default weights)", flag="--mutation", metavar="NAME[:W]")
@@ -276,6 +280,7 @@ def _check_values(c: Config) -> None:
     need(0 <= c.sample_size <= c.population, "sample_size",
          f"must be in 1..population ({c.population}), or 0 for ceil(population / 4)")
     need(c.evaluations >= 1, "evaluations", "must be >= 1")
+    need(c.max_duplicates >= 0, "max_duplicates", "must be >= 0 (0 = 10 x evaluations + 100)")
     need(c.time_budget >= 0, "time_budget", "must be >= 0 seconds (0 = no limit)")
     need(c.seed >= 0, "seed", "must be >= 0")
     need(0 < c.val_fraction < 1, "val_fraction", "must be strictly between 0 and 1")

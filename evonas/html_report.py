@@ -7,7 +7,7 @@ a laptop, a mail attachment or a cluster's file browser alike. It shows:
 * fitness against evaluations or wall-clock (hover: id, genome, operator,
   parents, params, lineage epochs; click: the cell drawing, the ancestry and the
   learning curve of that individual);
-* operator statistics, the DEAP logbook (from ``state.json``), the config and,
+* operator statistics, the DEAP logbook (from ``journal.jsonl``), the config and,
   when present, the final stage's table (``final.csv``).
 
 Learning curves come from ``curves.jsonl`` (one JSON object per trained trial:
@@ -27,7 +27,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from .lineage import load_lineage, operator_stats
-from .store.rundir import RunPaths, read_json
+from .store.rundir import RunPaths
 
 CURVES = "curves.jsonl"
 REPORT = "report.html"
@@ -145,9 +145,10 @@ def build(root: str | Path, cache: Optional[dict] = None) -> str:
 
 
 def _logbook(paths: RunPaths) -> Optional[pd.DataFrame]:
+    from .store.journal import read_logbook
     try:
-        rows = read_json(paths.state, str(paths.root)).get("logbook") or []
-    except Exception:  # no checkpoint yet (a run's first second) or unreadable: no logbook shown
+        rows = read_logbook(paths.journal)  # the engine journals each logbook record
+    except Exception:  # unreadable journal: no logbook shown
         return None
     return pd.DataFrame(rows) if rows else None
 

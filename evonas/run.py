@@ -68,7 +68,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list) -> int:
-    from .store.rundir import (create_run_dir, load_state, open_for_resume, record_resume, utc_now)
+    from .store.journal import read_events
+    from .store.rundir import create_run_dir, open_for_resume, record_resume, utc_now
     overrides = overrides_from_args(args)
     if args.resume:
         cfg, paths = open_for_resume(args.resume, overrides, args.config)
@@ -76,11 +77,11 @@ def _run(args: argparse.Namespace, argv: list) -> int:
         cfg = Config.from_sources(args.config, overrides).resolved(utc_now().replace(":", "").replace("-", "")[:15])
     plan = _plan(cfg)
     if args.resume:
-        state = load_state(paths)
+        read_events(paths.journal)  # a corrupt journal fails here, before any write
         record_resume(paths, cfg, argv)
     else:
-        paths, state = create_run_dir(cfg.run_dir, cfg, argv, plan.plugins, plan.extra_columns), None
-    return _search(plan, paths, state, args.quiet)
+        paths = create_run_dir(cfg.run_dir, cfg, argv, plan.plugins, plan.extra_columns)
+    return _search(plan, paths, args.quiet)
 
 
 def _plan(cfg: Config) -> Plan:
@@ -162,16 +163,17 @@ def _strategy_args(cfg: Config) -> dict:
     return {k: v for k, v in offered.items() if k in accepted}
 
 
-def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
+def _search(plan: Plan, paths, quiet: bool) -> int:
     from .evolve import Search
     from .report import export_best, format_summary, summarize
     from .lineage import load_lineage
-    from .store.lineage import LineageWriter, read_records
+    from .store.journal import Journal
+    from .store.lineage import LineageWriter
     from .store.rundir import save_state
     cfg = plan.cfg
-    rows = read_records(paths.lineage)
     writer = LineageWriter(paths.lineage, plan.extra_columns)  # repairs a torn last line
-    progress = Progress(cfg.evaluations, quiet, already=len(rows))
+    journal = Journal(paths.journal)  # repairs a torn last event
+    progress = None
     from .html_report import CurveWriter, Refresher
     curves, refresh = CurveWriter(paths.root), Refresher(paths.root, REPORT_EVERY_S)
     if not quiet:
@@ -180,23 +182,25 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
     try:
         search = Search(evaluator, cfg.genome, space=plan.space, strategy=cfg.strategy,
                         strategy_args=_strategy_args(cfg), mutation=list(cfg.mutations) or None,
-                        seed=cfg.seed, max_evaluations=cfg.evaluations,
+                        seed=cfg.seed, max_evaluations=cfg.evaluations, max_duplicates=cfg.max_duplicates or None,
                         max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
                         weights_dir=None if plan.data is None else str(paths.weights),
-                        on_record=lambda r: (writer.write(r, sync=False), curves(r), progress.update(r),
-                                             refresh()),
-                        on_checkpoint=Checkpointer(paths, writer), checkpoint_every_s=CHECKPOINT_EVERY_S,
-                        seed_genomes=plan.seeds, ordered=cfg.result_order == "submission")
-        if state is not None:
-            search.load_state_dict(state)
-        done = state["counters"]["births"] if state else 0
-        search.replay([r for r in rows if int(r["birth"]) >= done])
+                        on_record=lambda r: (writer.write(r, sync=False), curves(r),
+                                             progress and progress.update(r, search.evaluated), refresh()),
+                        on_event=journal.append, on_checkpoint=Checkpointer(paths, journal, writer),
+                        checkpoint_every_s=CHECKPOINT_EVERY_S, seed_genomes=plan.seeds,
+                        ordered=cfg.result_order == "submission")
+        search.replay(journal.events, written=writer.ids)  # resume: the journal rebuilds the search
+        progress = Progress(cfg.evaluations, quiet, already=search.evaluated)
         summary = search.run()
+        journal.sync()
         writer.sync()
-        save_state(paths, search.state_dict())
+        save_state(paths, search.snapshot())
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
         evaluator.close()
+        journal.close()
         writer.close()
         curves.close()
     best = summary.get("best")
@@ -273,7 +277,9 @@ def _where(plan: Plan) -> str:
     else:
         places = ", ".join(f"{d} x{slots.count(d)}" for d in dict.fromkeys(slots))
         how = f"{len(slots)} {cfg.backend} worker(s) on {places}, {cfg.epochs} epoch(s) on {cfg.dataset}"
-    return (f"{cfg.genome}, {cfg.strategy}, {cfg.evaluations} evaluations; {how}; "
+    dups = cfg.max_duplicates or 10 * cfg.evaluations + 100
+    return (f"{cfg.genome}, {cfg.strategy}, {cfg.evaluations} trained networks (+ up to {dups} reused "
+            f"duplicates); {how}; "
             f"results in {cfg.result_order} order")
 
 
@@ -283,18 +289,19 @@ CHECKPOINT_EVERY_S = 1.0  # seconds between checkpoints (0: after every individu
 
 class Checkpointer:
     """The engine's ``on_checkpoint`` (called at most every ``CHECKPOINT_EVERY_S``):
-    fsyncs the lineage, then writes state.json, so the checkpoint is never ahead of
-    the lineage on disk. Rows written after the last checkpoint are replayed on
-    resume (``Search.replay``), not re-run, so spacing checkpoints loses nothing;
-    it keeps a 10,000-evaluation table run from writing 10,000 growing JSON files."""
+    fsyncs the journal, then the lineage, then writes the small ``state.json``
+    summary. The journal is flushed at every event (a killed driver loses
+    nothing); this spaces out the fsyncs (~4 ms each here), so a power loss costs
+    at most the last interval's work, which a resume re-runs."""
 
-    def __init__(self, paths, writer):
-        self.paths, self.writer = paths, writer
+    def __init__(self, paths, journal, writer):
+        self.paths, self.journal, self.writer = paths, journal, writer
 
-    def __call__(self, state: dict) -> None:
+    def __call__(self, snapshot: dict) -> None:
         from .store.rundir import save_state
+        self.journal.sync()
         self.writer.sync()
-        save_state(self.paths, state)
+        save_state(self.paths, snapshot)
 
 
 class Progress:
@@ -309,19 +316,21 @@ class Progress:
             self.bar = tqdm(total=total, initial=already, unit="eval", dynamic_ncols=True)
         self.every = max(1, total // 20)
 
-    def update(self, row: dict) -> None:
-        self.n += 1
+    def update(self, row: dict, evaluated: int) -> None:
+        """One lineage row; ``evaluated`` (trained networks whose result is in, what
+        ``--evaluations`` counts) is what the bar shows."""
         status = row.get("status")
         self.failed += status == "failed"
         self.dups += status == "duplicate"
         if status in ("ok", "duplicate") and row.get("fitness") is not None:
             self.best = max(self.best, float(row["fitness"]))
+        step, self.n = evaluated - self.n, evaluated
         info = f"best {self.best:.4g}, failed {self.failed}, duplicates {self.dups}"
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(step)
             self.bar.set_postfix_str(info, refresh=False)
-        elif not self.quiet and (self.n % self.every == 0 or self.n == self.total):
-            print(f"[evonas] {self.n}/{self.total} individuals, {info}", file=sys.stderr, flush=True)
+        elif not self.quiet and step and (self.n % self.every == 0 or self.n == self.total):
+            print(f"[evonas] {self.n}/{self.total} trained networks, {info}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

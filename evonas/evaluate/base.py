@@ -13,6 +13,8 @@ from typing import Any, Callable, Optional, Protocol
 
 from ..genome.base import Genome
 
+INHERIT = ("exact", "shape", "none")  # Job.inherit: how a child gets its parent's weights
+
 
 @dataclass(frozen=True)
 class Job:

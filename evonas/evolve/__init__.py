@@ -2,8 +2,9 @@
 ``generational``, ``es``, ``random_search``, ``nsga2``) and the ``Search`` engine."""
 from . import aging, aging_novel, es, generational, nsga2, random_search  # noqa: F401  (register strategies)
 from .base import STRATEGIES, Proposal, Strategy, register_strategy
-from ..config import DEDUP, INHERIT
-from ..store.lineage import COLUMNS as LINEAGE_COLUMNS
+from ..evaluate.base import INHERIT
+from .dedup import DEDUP
+from .record import COLUMNS as LINEAGE_COLUMNS
 from .engine import Search
 from .toolbox import Member, Variation, parse_mutation_spec
 

@@ -20,7 +20,7 @@ compares architectures at equal training.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -66,10 +66,3 @@ class Aging(Strategy):
         self._admit(m)
         if len(self.queue) > self.P:
             self._evict(self.queue.popleft())
-
-    def state(self) -> dict[str, Any]:
-        return {"queue": [m.id for m in self.queue], "pending_init": self.pending_init}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        self.queue = deque(members[i] for i in d["queue"])
-        self.pending_init = d["pending_init"]

@@ -34,7 +34,7 @@ pressure pays more than diversity: see ``benchmarks/search_nb201.py``.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -88,13 +88,6 @@ class AgingNovel(Aging):
     def submitted(self, m: Member) -> None:
         super().submitted(m)
         self.seen.add(m.arch_hash)
-
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "seen": sorted(self.seen)}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        super().load_state(d, members)
-        self.seen = set(d["seen"])
 
 
 @register_strategy("aging-novel-best")

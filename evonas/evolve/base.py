@@ -8,14 +8,26 @@ owns ids, budgets, duplicates, weights files and the evaluator. The engine calls
     tell(m)         # m finished: status ok | failed | duplicate, fitness set if not failed
     drain_evicted() -> [Member]   # members that left the population since the last call
 
-All randomness comes from the ``rng`` passed to ``ask``/``resample``, so the
-same seed gives the same lineage. ``state_dict``/``load_state_dict`` hold only
-ids and counters (members are serialised by the engine).
+Resume is by replay, so a strategy has no state/load_state pair: its state must be
+a pure function of (constructor arguments, the sequence of ask/submitted/tell calls
+with their arguments). The engine journals which calls happened in which order and
+replays them on a fresh instance. What a strategy must guarantee for that:
+
+* all randomness comes from the ``rng`` passed to ``ask``/``resample`` (never
+  ``random``, ``np.random`` globals, time, or ``id()``/hash-of-object order);
+* an ``ask`` that returns None changes nothing (no draw from ``rng``, no state):
+  how often the engine asks in vain depends on timing, which is not replayed;
+* iteration over sets or dicts that decides anything follows insertion order or
+  a sort, never Python's string-hash order (it changes between processes);
+* ``tell``/``submitted``/``drain_evicted`` are deterministic in their arguments.
+
+``tests/test_strategies.py`` checks this for every registered strategy (resume in
+the middle of a run gives the uninterrupted lineage).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 
@@ -50,12 +62,6 @@ class Strategy:
     def tell(self, m: Member) -> None:
         raise NotImplementedError
 
-    def state(self) -> dict[str, Any]:
-        return {}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        pass
-
     # --- shared ------------------------------------------------------------------
     def submitted(self, m: Member) -> None:
         pass
@@ -77,13 +83,6 @@ class Strategy:
     def _evict(self, m: Member) -> None:
         if self.alive.pop(m.id, None) is not None:
             self._evicted.append(m)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"alive": list(self.alive), **self.state()}
-
-    def load_state_dict(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        self.alive = {i: members[i] for i in d["alive"]}
-        self.load_state(d, members)
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")

@@ -1,4 +1,5 @@
-"""Duplicate detection: arch_hash -> cached result of the network, confirmed.
+"""Duplicate detection: arch_hash -> cached result of the network, confirmed;
+and twins: a child whose network is being trained right now waits for that result.
 
 ``genome.arch_hash()`` is isomorphism-invariant, so different genomes of the same
 network share it. A hash match is trusted outright when the genome strings are
@@ -13,6 +14,8 @@ from typing import Any, Optional
 
 from ..genome.base import Genome
 from ..graph import _matches
+
+DEDUP = ("reuse", "resample", "off")  # what the engine does with a duplicate child
 
 
 @lru_cache(maxsize=200_000)
@@ -49,9 +52,40 @@ class HashCache:
         if self.get(h, genome) is None:  # keep the first evaluation of a network
             self.entries.setdefault(h, []).append({**entry, "genome": genome.to_string()})
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"entries": self.entries, "inflight": self.inflight}
 
-    def load_state_dict(self, d: dict[str, Any]) -> None:
-        self.entries = {h: [dict(e) for e in v] for h, v in d["entries"].items()}
-        self.inflight = dict(d["inflight"])
+class Twins:
+    """Children waiting for a network that is being trained right now.
+
+    ``training[hash]`` is the id of the job training that network; ``waiting[id]``
+    the ids of children that will take its result (a duplicate row, or a failed one
+    if that job fails) instead of training it a second time."""
+
+    def __init__(self, cache: HashCache):
+        self.cache = cache
+        self.training: dict[str, int] = {}
+        self.waiting: dict[int, list[int]] = {}
+
+    def started(self, h: str, mid: int) -> None:
+        self.training[h] = mid
+
+    def twin_of(self, h: str, genome: Genome, genome_of) -> Optional[int]:
+        """Id of the job training ``genome``'s network now, or None.
+        ``genome_of(id)`` gives that job's genome (to confirm the match)."""
+        tid = self.training.get(h)
+        if tid is None or not self.cache.same(genome_of(tid), genome):
+            return None
+        return tid
+
+    def wait(self, twin: int, mid: int) -> None:
+        self.waiting.setdefault(twin, []).append(mid)
+
+    def finished(self, h: str, mid: int) -> list[int]:
+        """Job ``mid`` is done (or cancelled): the ids that waited for it."""
+        if self.training.get(h) == mid:
+            del self.training[h]
+        return self.waiting.pop(mid, [])
+
+    def cancelled(self, h: str, mid: int) -> None:
+        """Job ``mid`` was cancelled; its waiting twins keep waiting for its re-run."""
+        if self.training.get(h) == mid:
+            del self.training[h]

@@ -1,64 +1,77 @@
-"""The search loop: strategy x evaluator x budgets x duplicates x weights x resume.
+"""The search loop: a strategy, an Evaluator and a record sink, plus small parts.
 
 ``Search.run()`` keeps every evaluator slot busy (asynchronous: a free slot gets a
 new child from the current population at once), until a budget ends::
 
     while time is left:
-        while a slot is free and the evaluation budget allows:
-            proposal = strategy.ask(rng)            # None: barrier or strategy done
-            if its arch_hash was evaluated: dedup (reuse the fitness | resample | off)
-            else: submit a Job (id in creation order, parent weights, inherit mode)
+        while a slot is free and the budgets allow: make a child  -> journal "child"
         if nothing in flight: stop
-        for result in evaluator.poll(): finish it -> strategy.tell, lineage row, checkpoint
+        for result in release(evaluator.poll()): finish it        -> journal "done"
     on the time budget: evaluator.cancel_all() (cancelled jobs leave no row)
 
-Order: by default results enter the population as they complete (asynchronous,
-as Real et al.), so with several workers the lineage depends on which finishes
-first. ``ordered=True`` takes them in submission order (id), one tell then its
-asks, which gives the same lineage for a seed with any number of workers, at the
-cost of workers idling while an older trial is still running.
+Making a child: ``strategy.ask(rng)``; a network already evaluated is a duplicate
+(``dedup``: reuse its result | resample another child | off), one being trained
+right now waits for that result (``dedup.Twins``); otherwise a ``Job`` is sent.
+Finishing: ``strategy.tell``, best/Pareto, the lineage row (``record.RecordSink``),
+weights files freed by reference count (``weights_refs``).
 
-Budgets: ``max_evaluations`` counts submitted jobs (failed ones included) and, when
-``count_duplicates``, reused duplicates; ``max_seconds`` is wall-clock (carried over
-on resume); ``max_children`` (default 50 x max_evaluations) bounds children of any
-kind, so a search whose children are all duplicates still ends. A broken operator
-raises ``PluginError`` naming it (see ``toolbox.Variation``).
+Order (``release``): by default results enter as they complete (asynchronous, as
+Real et al.); ``ordered=True`` takes them in submission order, which gives the
+same lineage for a seed with any number of workers.
+
+Budgets: ``max_evaluations`` counts TRAINED networks (jobs sent, failed ones
+included); duplicates (reused results and children waiting for a twin) count
+apart, under ``max_duplicates`` (default ``10 x max_evaluations + 100``), so a
+search whose children are all duplicates still ends; ``count_duplicates=True``
+also counts them as evaluations (benchmark protocols that pay for every query).
+``max_seconds`` is wall-clock, carried over on resume.
+
+One source of truth: every decision that is not a pure function of the seed (a
+child made, a result taken, in that order) is an event passed to ``on_event``
+(the CLI appends it to ``journal.jsonl``). ``replay(events)`` rebuilds the whole
+state -- strategy, rng, duplicate cache, members, best, counters -- by running
+the same code on the journal instead of the evaluator, so resume is exact.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
-from typing import Any, Callable, Optional
+from collections import Counter
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
 from .. import faults
-from ..config import DEDUP, INHERIT
 from ..errors import ConfigError
-from ..evaluate.base import Evaluator, Job, Result
-from ..genome.base import GENOMES
+from ..evaluate.base import INHERIT, Evaluator, Job, Result
+from ..genome.base import GENOMES, space_to_dict
 from .base import STRATEGIES, Proposal
-from .checkpoint import Checkpointing, result_from_row
-from .dedup import HashCache
+from .dedup import DEDUP, HashCache, Twins
+from .record import Outcome, RecordSink
+from .release import Release
 from .toolbox import Member, Variation, make_toolbox, statistics, tools
+from .weights_refs import WeightRefs, remove
+
+JOURNAL_VERSION = 1
 
 
-
-class Search(Checkpointing):
+class Search:
     """One search. ``strategy_args`` go to the strategy (e.g. ``population``,
     ``sample``); ``mutation`` is ``["edge_op:2", ...]`` or ``{name: weight}`` (None:
     all registered with their weights); ``on_record(dict)`` gets one lineage row per
-    finished individual; ``on_checkpoint(state)`` the ``state_dict()`` after it, at
-    most every ``checkpoint_every_s`` seconds (0: after every individual; the state
-    is only built when it is due, as it grows with the run)."""
+    finished individual; ``on_event(dict)`` every journal event (JSON-able);
+    ``on_checkpoint(snapshot)`` a small summary (``snapshot()``) at most every
+    ``checkpoint_every_s`` seconds, e.g. to fsync the journal and lineage."""
 
     def __init__(self, evaluator: Evaluator, genome_type: str = "nb201", *, space: Any = None,
                  strategy: str = "aging", strategy_args: Optional[dict] = None, mutation=None,
                  seed: int = 0, max_evaluations: Optional[int] = None, max_seconds: Optional[float] = None,
-                 max_children: Optional[int] = None, dedup: str = "reuse", count_duplicates: bool = True,
+                 max_duplicates: Optional[int] = None, dedup: str = "reuse", count_duplicates: bool = False,
                  confirm_hash: bool = True, resample_tries: int = 20, inherit: str = "none",
                  weights_dir: Optional[str] = None, on_record: Optional[Callable[[dict], Any]] = None,
+                 on_event: Optional[Callable[[dict], Any]] = None,
                  on_checkpoint: Optional[Callable[[dict], Any]] = None, log_every: int = 10,
                  seed_genomes: tuple = (), checkpoint_every_s: float = 0.0, ordered: bool = False):
         cls = GENOMES.get(genome_type)
@@ -68,38 +81,40 @@ class Search(Checkpointing):
         _check_choice("inherit", inherit, INHERIT)
         if max_evaluations is None and max_seconds is None:
             raise ConfigError("search", "budget", None, "set max_evaluations and/or max_seconds (a run must end)")
-        for field, v in (("max_evaluations", max_evaluations), ("max_children", max_children),
+        for field, v in (("max_evaluations", max_evaluations), ("max_duplicates", max_duplicates),
                          ("max_seconds", max_seconds), ("resample_tries", resample_tries)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0
                                   or not math.isfinite(v)):
                 raise ConfigError("search", field, v, "must be a finite number >= 0")
         self.evaluator, self.seed = evaluator, int(seed)
         self.max_evaluations, self.max_seconds = max_evaluations, max_seconds
-        self.max_children = max_children if max_children is not None else (
-            50 * max_evaluations + 100 if max_evaluations is not None else None)
-        self.dedup, self.count_duplicates, self.resample_tries = dedup, count_duplicates, resample_tries
+        self.max_duplicates = max_duplicates if max_duplicates is not None else (
+            10 * max_evaluations + 100 if max_evaluations is not None else None)
+        self.dedup, self.count_duplicates, self.resample_tries = dedup, bool(count_duplicates), resample_tries
         self.inherit, self.weights_dir = inherit, weights_dir
-        self.on_record, self.on_checkpoint, self.log_every = on_record, on_checkpoint, max(1, log_every)
+        self.on_event, self.on_checkpoint, self.log_every = on_event, on_checkpoint, max(1, log_every)
         self.checkpoint_every_s, self._last_checkpoint = float(checkpoint_every_s), -math.inf
-        self.ordered, self._held = bool(ordered), {}  # held: finished results not yet due (ordered)
         self.rng = np.random.default_rng(self.seed)
         self.var = Variation(cls, self.space, mutation, seed_genomes)
         self.strategy = STRATEGIES.get(strategy)(self.var, **(strategy_args or {}))
         self.toolbox = make_toolbox(self.var, self.strategy.pareto)
+        # the parts: duplicate cache and twins, weights by refcount, ordered release, rows
         self.cache = HashCache(confirm_hash)
+        self.twins = Twins(self.cache)
+        self.refs = WeightRefs()
+        self.release = Release(ordered)
+        self.record = RecordSink(on_record)
         self.hof = tools.HallOfFame(1)
         # one entry per network: isomorphic duplicates share arch_hash and fitness
         self.pareto = tools.ParetoFront(lambda a, b: a.arch_hash == b.arch_hash) if self.strategy.pareto else None
         self.logbook, self.stats = tools.Logbook(), statistics()
-        self.next_id = self.births = self.spent = self.trained = self.duplicates = self.children = 0
+        self.next_id = self.births = self.trained = self.duplicates = self.children = self.events = 0
         self.elapsed, self.stop_reason, self.cancelled = 0.0, "", []
         self.members: dict[int, Member] = {}     # alive, in flight, parents of in-flight, best
         self.inflight: dict[int, tuple[Member, Optional[Job]]] = {}  # Job None: waits for a twin
-        self.twins: dict[int, list[int]] = {}    # in-flight id -> ids of its waiting duplicates
-        self.parent_refs: dict[int, int] = {}    # member id -> in-flight children reading its weights
-        self.replayed: dict[int, dict] = {}      # lineage rows written but not in the checkpoint
-        self._replay_due: list[Result] = []
-        self._resubmit: list[Job] = []
+        self.pins: Counter[int] = Counter()       # member id -> in-flight children reading its weights
+        self._unsent: list[Job] = []              # in flight, not (yet, again) at the evaluator
+        self._replaying, self._event_t = False, 0.0
         self._t0: Optional[float] = None  # monotonic start (minus earlier elapsed) while running
 
     # --- run ---------------------------------------------------------------------------
@@ -107,79 +122,118 @@ class Search(Checkpointing):
         """Search until a budget ends; return ``summary()``."""
         self._t0 = time.monotonic() - self.elapsed
         try:
-            for job in self._resubmit:
-                self._send(job)
-            self._resubmit = []
-            while True:
-                if self._time_up():
-                    self._release_held(everything=True)  # finished work is kept, not cancelled
-                    self._cancel()
-                    self.stop_reason = "max_seconds"
-                    break
-                self._fill()
-                if self._replay_due and self._replay_first():
-                    continue
-                if not self.inflight:
-                    self.stop_reason = self._why_stopped()
-                    break
-                left = None if self.max_seconds is None else max(0.0, self._t0 + self.max_seconds - time.monotonic())
-                if self._release_held():
-                    continue
-                for r in self.evaluator.poll(left):
-                    if self.ordered:
-                        self._held[r.id] = r
-                    else:
-                        self._finish(r)
+            if not self.events:
+                self._log({"e": "search", "version": JOURNAL_VERSION, **self._identity()})
+            self._log({"e": "run"})
+            unsent, self._unsent = self._unsent, []
+            for job in unsent:  # replayed or cancelled earlier: run (again)
+                self._submit(job)
+            self.stop_reason = self._loop()
+            self._log({"e": "stop", "reason": self.stop_reason})
         finally:
             self.elapsed, self._t0 = time.monotonic() - self._t0, None
         return self.summary()
 
-    def _release_held(self, everything: bool = False) -> bool:
-        """Ordered mode: finish the held result of the oldest job in flight, if it is
-        there (one per call: each tell is followed by its own asks, so the lineage
-        does not depend on which worker finished first); True if one was finished.
-        ``everything``: finish all held results (the time budget is up)."""
-        if everything:
-            for rid in sorted(self._held):
-                self._finish(self._held.pop(rid))
-            return False
-        running = [i for i, (_, job) in self.inflight.items() if job is not None]
-        if running and min(running) in self._held:
-            self._finish(self._held.pop(min(running)))
-            return True
-        return False
+    def _loop(self) -> str:
+        while True:
+            if self._time_up():
+                for r in self.release.drain():  # finished work is kept, not cancelled
+                    self._finish(r)
+                self._cancel()
+                return "max_seconds"
+            self._fill()
+            if not self.inflight:
+                return self._why_stopped()
+            due = self.release.next_due(self._running())
+            if due is not None:
+                self._finish(due)  # ordered: one tell, then its asks
+                continue
+            left = None if self.max_seconds is None else max(0.0, self._t0 + self.max_seconds - time.monotonic())
+            for r in self.release.accept(self.evaluator.poll(left)):
+                self._finish(r)
+
+    def _running(self) -> Iterable[int]:
+        return (i for i, (_, job) in self.inflight.items() if job is not None)
 
     def _time_up(self) -> bool:
         return self.max_seconds is not None and time.monotonic() - self._t0 >= self.max_seconds
 
-    def _may_create(self) -> bool:
-        if self.max_evaluations is not None and self.spent >= self.max_evaluations:
-            return False
-        if self.max_children is not None and self.children >= self.max_children:
-            return False
-        return not self._time_up()
+    def _counted(self) -> int:
+        return self.trained + (self.duplicates if self.count_duplicates else 0)
+
+    def _budget_left(self) -> str:
+        """'' while children may be made, else the budget that is spent."""
+        if self.max_evaluations is not None and self._counted() >= self.max_evaluations:
+            return "max_evaluations"
+        if self.max_duplicates is not None and self.duplicates >= self.max_duplicates:
+            return "max_duplicates"
+        return ""
 
     def _why_stopped(self) -> str:
-        if self.max_evaluations is not None and self.spent >= self.max_evaluations:
-            return "max_evaluations"
-        if self.max_children is not None and self.children >= self.max_children:
-            return "max_children"
-        return "strategy finished"
+        return self._budget_left() or "strategy finished"
 
     def _fill(self) -> None:
         slots = max(1, int(getattr(self.evaluator, "slots", 1)))
-        while self._busy() < slots and self._may_create():
-            prop = self.strategy.ask(self.rng)
-            self._drain()
-            if prop is None:
+        while sum(1 for _ in self._running()) < slots and not self._budget_left() and not self._time_up():
+            if not self._child():
                 return
-            self._launch(prop)
 
-    def _busy(self) -> int:
-        return sum(1 for _, job in self.inflight.values() if job is not None)
+    def _now(self) -> float:
+        """Seconds since the run began, continued across resume (a replayed event's own time)."""
+        if self._replaying:
+            return self._event_t
+        return self.elapsed if self._t0 is None else time.monotonic() - self._t0
+
+    def _log(self, event: dict) -> float:
+        """Journal one event (stamped with the run time ``t``); returns ``t``."""
+        t = self._now()
+        self.events += 1
+        if not self._replaying and self.on_event is not None:
+            self.on_event({**event, "t": t})
+        return t
 
     # --- creating children ---------------------------------------------------------------
-    def _launch(self, prop: Proposal) -> None:
+    def _child(self, expect: Optional[dict] = None) -> bool:
+        """Ask for one child and launch it; False if the strategy has none now.
+        ``expect``: the journal's "child" event this must reproduce (replay)."""
+        prop = self.strategy.ask(self.rng)
+        self._drain()
+        if prop is None:
+            if expect is not None:
+                raise _mismatch(expect, "the strategy proposed nothing")
+            return False
+        prop, h, hit = self._dedup(prop)
+        m = self.toolbox.individual(self.next_id, prop.genome, prop.parent_ids, prop.operator, h)
+        if expect is not None and (expect.get("id") != m.id or expect.get("hash") != h):
+            raise _mismatch(expect, f"this search made child {m.id} of hash {h}")
+        t = self._log({"e": "child", "id": m.id, "hash": h})
+        self.next_id += 1
+        self.children += 1
+        self.members[m.id] = m
+        self.strategy.submitted(m)
+        if hit is not None:
+            self.duplicates += 1
+            self._duplicate(m, hit, t)
+            return True
+        twin = self.twins.twin_of(h, m.genome, lambda i: self.members[i].genome) if self.dedup != "off" else None
+        if twin is not None:  # the same network is being trained right now: wait for its result
+            self.duplicates += 1
+            self.inflight[m.id] = (m, None)
+            self.twins.wait(twin, m.id)
+            return True
+        self.trained += 1
+        m.started_s = t
+        job = self._job(m)
+        self.inflight[m.id] = (m, job)
+        self.twins.started(h, m.id)
+        for pid in job.parent_ids:
+            self.pins[pid] += 1
+        if not self._replaying:  # replayed jobs still in flight are sent by run()
+            self._submit(job)
+        return True
+
+    def _dedup(self, prop: Proposal) -> tuple[Proposal, str, Optional[dict]]:
+        """(proposal, its hash, the cached result of its network or None)."""
         h = prop.genome.arch_hash()
         hit = self.cache.get(h, prop.genome) if (self.dedup != "off" or prop.neutral) else None
         tries = 0
@@ -191,24 +245,7 @@ class Search(Checkpointing):
             prop, tries = nxt, tries + 1
             h = prop.genome.arch_hash()
             hit = self.cache.get(h, prop.genome)
-        m = self.toolbox.individual(self.next_id, prop.genome, prop.parent_ids, prop.operator, h)
-        self.next_id += 1
-        self.children += 1
-        self.members[m.id] = m
-        self.strategy.submitted(m)
-        if hit is not None:
-            self._duplicate(m, hit)
-            return
-        twin = self.cache.inflight.get(h) if self.dedup != "off" else None
-        if twin in self.inflight and self.cache.same(self.members[twin].genome, m.genome):
-            # the same network is being trained right now: wait for its result
-            self.inflight[m.id] = (m, None)
-            self.twins.setdefault(twin, []).append(m.id)
-            self.spent += self.count_duplicates
-            return
-        self.spent += 1
-        self.trained += 1
-        self._send(self._job(m))
+        return prop, h, hit
 
     def _job(self, m: Member) -> Job:
         parent = self.members.get(m.parent_ids[0]) if m.parent_ids else None
@@ -217,61 +254,34 @@ class Search(Checkpointing):
                    parent.genome if parent else None, parent.weights if parent else None, out,
                    seed=(self.seed * 1_000_003 + m.id) % 2**31)
 
-    def _now(self) -> float:
-        """Seconds since the run began, continued across resume."""
-        return self.elapsed if self._t0 is None else time.monotonic() - self._t0
-
-    def _send(self, job: Job) -> None:
-        m = self.members[job.id]
-        m.started_s = self._now()
-        self.inflight[job.id] = (m, job)
-        self.cache.inflight[m.arch_hash] = job.id
-        for pid in job.parent_ids:
-            self.parent_refs[pid] = self.parent_refs.get(pid, 0) + 1
-        if job.id in self.replayed:  # already in the lineage: use the written row
-            self._replay_due.append(result_from_row(self.replayed[job.id], job))
-        else:
-            self.evaluator.submit(job)
-            faults.point("driver_inflight")
-
-    def _replay_first(self) -> bool:
-        """Finish the replayed result due next (by birth); True if one was finished."""
-        self._replay_due.sort(key=lambda r: r.extra.get("_birth", 0))
-        r = self._replay_due[0]
-        if r.extra.get("_birth", 0) > self.births and self._busy() > len(self._replay_due):
-            return False  # a live job finishes first in the original order
-        self._replay_due.pop(0)
-        r.extra.pop("_birth", None)
-        self._finish(r)
-        return True
+    def _submit(self, job: Job) -> None:
+        self.evaluator.submit(job)
+        faults.point("driver_inflight")
 
     # --- finishing ---------------------------------------------------------------------
-    def _duplicate(self, m: Member, hit: dict) -> None:
+    def _duplicate(self, m: Member, hit: dict, t: float) -> None:
         m.status, m.params, m.flops = "duplicate", hit["params"], hit["flops"]
         m.lineage_epochs = float(hit.get("lineage_epochs", 0.0))
         m.fitness.values = self.strategy.objectives(m, hit["fitness"])
-        w = hit["weights"]
-        if w and os.path.exists(w):  # same network: its trained weights serve as m's
-            m.weights = w
-        self.duplicates += 1
-        self.spent += self.count_duplicates
-        row = {"trained_epochs": 0.0, "train_seconds": 0.0, "worker": "", "inherited": "none",
-               "attempts": 1, "reason": f"duplicate of {hit['id']}", **hit["extra"]}
-        self._complete(m, row)
+        m.weights = self.refs.share(hit["weights"])  # same network: its trained weights serve as m's
+        self._complete(m, Outcome(reason=f"duplicate of {hit['id']}", finished_s=t, extra=dict(hit["extra"])))
 
-    def _finish(self, r: Result) -> None:
-        entry = self.inflight.pop(r.id, None)
+    def _finish(self, r: Result, replayed: Optional[dict] = None) -> None:
+        entry = self.inflight.get(r.id)
         if entry is None or entry[1] is None:
+            if replayed is not None:
+                raise _mismatch(replayed, f"job {r.id} is not in flight here")
             return  # not ours (or a cancelled job's late result)
+        t = self._log(_done_event(r))
+        del self.inflight[r.id]
         m, job = entry
-        if self.cache.inflight.get(m.arch_hash) == m.id:
-            del self.cache.inflight[m.arch_hash]
+        waiting = self.twins.finished(m.arch_hash, m.id)
         ok = r.status == "ok" and r.fitness is not None and math.isfinite(r.fitness)
         m.status, m.params, m.flops = ("ok" if ok else "failed"), r.params, r.flops
         m.lineage_epochs = self._lineage_epochs(job, r)
-        m.weights = r.weights if r.weights and ok else None
         if r.weights and not ok:
-            _remove(r.weights)
+            remove(r.weights)
+        m.weights = self.refs.acquire(job.weights_out) if r.weights and ok else None
         if ok:
             m.fitness.values = self.strategy.objectives(m, float(r.fitness))
             # the learning curve goes to curves.jsonl once, not into every checkpoint's cache
@@ -280,24 +290,21 @@ class Search(Checkpointing):
                 "weights": m.weights, "lineage_epochs": m.lineage_epochs,
                 "extra": {k: v for k, v in r.extra.items() if k != "curve"}})
         reason = r.reason if ok or r.reason else "failed without a reason"
-        self._complete(m, {"trained_epochs": r.epochs, "train_seconds": r.train_seconds, "worker": r.worker,
-                           "inherited": r.inherited, "attempts": r.attempts, "reason": reason, **r.extra})
-        for tid in self.twins.pop(m.id, []):
-            t, _ = self.inflight.pop(tid)
-            hit = self.cache.get(m.arch_hash, t.genome) if ok else None
+        self._complete(m, Outcome(r.epochs, r.train_seconds, r.worker, r.inherited, r.attempts, reason, t,
+                                  dict(r.extra)))
+        for tid in waiting:
+            twin, _ = self.inflight.pop(tid)
+            hit = self.cache.get(m.arch_hash, twin.genome) if ok else None
             if hit is not None:
-                self.spent -= self.count_duplicates  # counted when it started waiting
-                self._duplicate(t, hit)
+                self._duplicate(twin, hit, t)
             else:
-                t.status = "failed"
-                self._complete(t, {"trained_epochs": 0.0, "train_seconds": 0.0, "worker": "",
-                                   "inherited": "none", "attempts": 1,
-                                   "reason": f"duplicate of {m.id}, which failed"})
+                twin.status = "failed"
+                self._complete(twin, Outcome(reason=f"duplicate of {m.id}, which failed", finished_s=t))
         for pid in job.parent_ids:
-            self.parent_refs[pid] -= 1
-            if not self.parent_refs[pid]:
-                del self.parent_refs[pid]
-                self._release(pid)
+            self.pins[pid] -= 1
+            if not self.pins[pid]:
+                del self.pins[pid]
+                self._forget(pid)
 
     def _lineage_epochs(self, job: Job, r: Result) -> float:
         """The training ``r``'s weights carry: its own epochs, plus the parent's
@@ -309,7 +316,7 @@ class Search(Checkpointing):
             return parent.lineage_epochs + own
         return own
 
-    def _complete(self, m: Member, row: dict) -> None:
+    def _complete(self, m: Member, outcome: Outcome) -> None:
         m.birth = self.births
         self.births += 1
         self.strategy.tell(m)
@@ -317,70 +324,105 @@ class Search(Checkpointing):
             old = self.hof[0].id if len(self.hof) else None
             self.hof.update([m])
             if old is not None and self.hof[0].id != old:
-                self._release(old)
+                self._forget(old)
             if self.pareto is not None:
                 self.pareto.update([m])
         self._drain()
-        self._release(m.id)
-        self._emit(m, row)
-
-    def _emit(self, m: Member, row: dict) -> None:
-        rec = {"id": m.id, "parent_ids": ";".join(map(str, m.parent_ids)), "operator": m.operator,
-               "genome_type": self.genome_type, "genome": m.genome.to_string(), "arch_hash": m.arch_hash,
-               "status": m.status, "fitness": m.value if m.status != "failed" else None,
-               "params": m.params, "flops": m.flops, "trained_epochs": row.pop("trained_epochs"),
-               "lineage_epochs": m.lineage_epochs, "inherited": row.pop("inherited"),
-               "train_seconds": row.pop("train_seconds"), "started_s": m.started_s,
-               "finished_s": self._now(), "attempts": row.pop("attempts"),
-               "worker": row.pop("worker"), "birth": m.birth, "reason": row.pop("reason")}
-        for k, v in row.items():
-            rec.setdefault(k, v)  # Result.extra metrics; never overwrite a lineage column
+        self._forget(m.id)
         if m.birth % self.log_every == 0 and self.strategy.alive:
-            self.logbook.record(birth=m.birth, **self.stats.compile(list(self.strategy.alive.values())))
-        if self.on_record is not None and m.id not in self.replayed:
-            faults.point("before_lineage_row")
-            self.on_record(rec)
-            faults.point("after_lineage_row")
-        if self.on_checkpoint is not None and \
-                time.monotonic() - self._last_checkpoint >= self.checkpoint_every_s:
-            self.on_checkpoint(self.state_dict())
+            rec = {"birth": m.birth, **self.stats.compile(list(self.strategy.alive.values()))}
+            self.logbook.record(**rec)
+            self._log({"e": "log", **{k: float(v) if k != "birth" else v for k, v in rec.items()}})
+        self.record.emit(m, outcome)
+        if (self.on_checkpoint is not None and not self._replaying
+                and time.monotonic() - self._last_checkpoint >= self.checkpoint_every_s):
+            self.on_checkpoint(self.snapshot())
             self._last_checkpoint = time.monotonic()
 
-    # --- weights files ------------------------------------------------------------------
+    # --- member lifetime ------------------------------------------------------------------
     def _drain(self) -> None:
         for m in self.strategy.drain_evicted():
-            self._release(m.id)
+            self._forget(m.id)
 
-    def _release(self, mid: int) -> None:
-        """Forget member ``mid`` (and delete its weights file, unless another live
-        member shares it) once it is not alive, not best, not in flight and no
-        in-flight child reads its weights."""
+    def _forget(self, mid: int) -> None:
+        """Forget member ``mid`` (dropping its reference on its weights file) once it
+        is not alive, not best, not in flight and no in-flight child reads its weights."""
         m = self.members.get(mid)
-        if (m is None or mid in self.strategy.alive or mid in self.inflight or mid in self.parent_refs
+        if (m is None or mid in self.strategy.alive or mid in self.inflight or mid in self.pins
                 or (len(self.hof) and self.hof[0].id == mid)):
             return
         del self.members[mid]
-        if m.weights and not any(o.weights == m.weights for o in self.members.values()):
-            _remove(m.weights)
+        self.refs.release(m.weights)
 
     def _cancel(self) -> None:
-        """Drop in-flight work (no lineage rows). The cancelled jobs stay listed as
-        in flight in ``state_dict()`` (and for a later ``run()``): resuming re-runs them."""
+        """Drop in-flight work at the evaluator (no lineage rows). The jobs stay in
+        flight here and are sent again by a later ``run()``, as after a resume."""
         self.cancelled = sorted(set(self.evaluator.cancel_all()) | set(self.inflight))
-        for mid, (m, job) in list(self.inflight.items()):
-            if job is None:
-                continue  # a waiting twin stays waiting
-            del self.inflight[mid]
-            self.cache.inflight.pop(m.arch_hash, None)
-            for pid in job.parent_ids:
-                self.parent_refs[pid] -= 1
-                if not self.parent_refs[pid]:
-                    del self.parent_refs[pid]
-            self._resubmit.append(job)
+        self._unsent = sorted((job for _, job in self.inflight.values() if job is not None), key=lambda j: j.id)
+
+    # --- resume -------------------------------------------------------------------------
+    def replay(self, events: Iterable[dict], written: Iterable[int] = ()) -> None:
+        """Rebuild the state of the run that journaled ``events`` (call on a fresh
+        Search built with the same settings; then ``run()`` continues it). Nothing
+        is evaluated: results come from the journal. Rows of ``written`` ids are not
+        emitted again; the others (journaled, row not yet written when the run was
+        killed) are. Jobs still in flight are sent when ``run()`` starts. Raises
+        ConfigError at the first event this search does not reproduce."""
+        self._replaying, self.record.skip = True, set(written)
+        try:
+            for i, ev in enumerate(events):
+                self._replay_one(i, ev)
+        finally:
+            self._replaying, self.record.skip = False, set()
+        self._unsent = sorted((job for _, job in self.inflight.values() if job is not None), key=lambda j: j.id)
+
+    def _replay_one(self, i: int, ev: dict) -> None:
+        if not isinstance(ev, dict) or not isinstance(ev.get("t"), (int, float)):
+            raise ConfigError("journal", f"event {i}", ev, "not a journal event")
+        self._event_t = float(ev["t"])
+        self.elapsed = max(self.elapsed, self._event_t)
+        kind = ev.get("e")
+        if kind == "search":
+            mine = self._identity()
+            for k, v in mine.items():
+                if ev.get(k) != v:
+                    raise ConfigError("journal", k, ev.get(k), f"the journal's run has this, this search {v!r}")
+            self.events += 1
+        elif kind == "child":
+            self._child(expect=ev)
+        elif kind == "done":
+            entry = self.inflight.get(ev.get("id"))
+            if entry is None or entry[1] is None:
+                raise _mismatch(ev, f"job {ev.get('id')} is not in flight here")
+            self._finish(_result_of(ev, entry[1]), replayed=ev)
+        elif kind in ("run", "stop"):
+            self.events += 1
+        elif kind == "log":
+            pass  # the replayed "done" before it logged the same record again
+        else:
+            raise ConfigError("journal", f"event {i}", kind, "unknown event kind")
+
+    def _identity(self) -> dict:
+        return {"genome_type": self.genome_type, "space": space_to_dict(self.space),
+                "strategy": self.strategy.name, "seed": self.seed}
 
     # --- results ------------------------------------------------------------------------
     def best(self) -> Optional[Member]:
         return self.hof[0] if len(self.hof) else None
+
+    @property
+    def evaluated(self) -> int:
+        """Trained networks whose result is in (``trained`` counts jobs sent)."""
+        return self.trained - sum(1 for _ in self._running())
+
+    def snapshot(self) -> dict[str, Any]:
+        """A small summary of where the run stands (its size does not grow with the
+        run): counters, elapsed seconds, the best. Not needed to resume."""
+        b = self.best()
+        return {"version": JOURNAL_VERSION, "events": self.events, "elapsed": self._now(),
+                "counters": {k: getattr(self, k) for k in ("next_id", "births", "trained", "duplicates",
+                                                           "children")},
+                "best": None if b is None else {"id": b.id, "genome": b.genome.to_string(), "fitness": b.value}}
 
     def summary(self) -> dict[str, Any]:
         b = self.best()
@@ -395,11 +437,26 @@ class Search(Checkpointing):
         return out
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(Result))
+
+
+def _done_event(r: Result) -> dict:
+    """A result as a "done" event; the weights path is implied by the job (``weights_out``)."""
+    ev = {"e": "done", **{k: getattr(r, k) for k in _RESULT_FIELDS}}
+    ev["weights"] = bool(r.weights)
+    return ev
+
+
+def _result_of(ev: dict, job: Job) -> Result:
+    kw = {k: ev[k] for k in _RESULT_FIELDS if k in ev}
+    kw["weights"] = job.weights_out if ev.get("weights") else None
+    return Result(**kw)
+
+
+def _mismatch(ev: dict, what: str) -> ConfigError:
+    return ConfigError("journal", f"{ev.get('e')} event of id {ev.get('id')}", ev.get("hash", ev.get("id")),
+                       f"is not reproduced ({what}): the journal belongs to a different seed, config, "
+                       "plug-in or evonas version")
 
 
 def _check_choice(field: str, v: Any, allowed: tuple[str, ...]) -> None:

@@ -20,7 +20,7 @@ fitness comes from the hash cache (a 'duplicate' row, operator ``neutral``).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -120,13 +120,3 @@ class OnePlusLambda(Strategy):
             if child != g and child.arch_hash() == self.parent.arch_hash:
                 return child
         return None
-
-    def state(self) -> dict[str, Any]:
-        return {"parent": None if self.parent is None else self.parent.id, "issued": self.issued,
-                "outstanding": sorted(self.outstanding), "children": [c.id for c in self.children],
-                "phase": self.phase}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        self.parent = None if d["parent"] is None else members[d["parent"]]
-        self.issued, self.outstanding = d["issued"], set(d["outstanding"])
-        self.children, self.phase = [members[i] for i in d["children"]], d["phase"]

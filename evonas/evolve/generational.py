@@ -18,7 +18,7 @@ from random genomes. Paper: N=20, G=50, p_cross=0.2, p_mut=0.8.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -93,14 +93,3 @@ class Generational(Strategy):
                 self.queue.append(Proposal(genomes[i], parents[i], "+".join(ops[i])))
             else:
                 self.next_pop.append(sel[i])  # carried over unchanged, same member
-
-    def state(self) -> dict[str, Any]:
-        return {"gen": self.gen, "outstanding": sorted(self.outstanding),
-                "next_pop": [m.id for m in self.next_pop],
-                "queue": [[p.genome.to_dict(), list(p.parent_ids), p.operator] for p in self.queue]}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        from ..genome.base import genome_from_dict
-        self.gen, self.outstanding = d["gen"], set(d["outstanding"])
-        self.next_pop = [members[i] for i in d["next_pop"]]
-        self.queue = [Proposal(genome_from_dict(g), tuple(p), op) for g, p, op in d["queue"]]

@@ -15,7 +15,7 @@ without it counts as infinitely costly (dominated).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -71,18 +71,3 @@ class NSGA2(Strategy):
         for p in sel_tournament_dcd(self.population, self.N, rng):
             child, op = self.var.mutate(p.genome, rng)
             self.queue.append(Proposal(child, (p.id,), op))
-
-    def state(self) -> dict[str, Any]:
-        return {"population": [m.id for m in self.population], "offspring": [m.id for m in self.offspring],
-                "outstanding": sorted(self.outstanding),
-                "crowding": [m.fitness.crowding_dist for m in self.population],
-                "queue": [[p.genome.to_dict(), list(p.parent_ids), p.operator] for p in self.queue]}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        from ..genome.base import genome_from_dict
-        self.population = [members[i] for i in d["population"]]
-        self.offspring = [members[i] for i in d["offspring"]]
-        self.outstanding = set(d["outstanding"])
-        self.queue = [Proposal(genome_from_dict(g), tuple(p), op) for g, p, op in d["queue"]]
-        for m, dist in zip(self.population, d["crowding"]):  # set by selNSGA2 on the old pool
-            m.fitness.crowding_dist = dist

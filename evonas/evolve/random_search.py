@@ -7,7 +7,7 @@ Pseudocode::
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -28,6 +28,3 @@ class RandomSearch(Strategy):
             if best is not None:
                 self._evict(best)
             self._admit(m)
-
-    def state(self) -> dict[str, Any]:
-        return {}

@@ -50,13 +50,6 @@ class Member:
         """Scalar fitness (the first objective); -inf when not evaluated."""
         return self.fitness.values[0] if self.fitness.valid else -math.inf
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "genome": self.genome.to_dict(), "parent_ids": list(self.parent_ids),
-                "operator": self.operator, "arch_hash": self.arch_hash, "status": self.status,
-                "birth": self.birth, "weights": self.weights, "params": self.params,
-                "flops": self.flops, "fitness": list(self.fitness.values) if self.fitness.valid else None,
-                "lineage_epochs": self.lineage_epochs, "started_s": self.started_s}
-
     def __repr__(self) -> str:
         return f"Member(id={self.id}, op={self.operator}, fitness={self.fitness.values})"
 
@@ -70,18 +63,6 @@ _create("EvonasFitnessMax", base.Fitness, weights=(1.0,))
 _create("EvonasFitnessPareto", base.Fitness, weights=(1.0, -1.0))
 _create("EvonasIndividual", Member, fitness=creator.EvonasFitnessMax)
 _create("EvonasParetoIndividual", Member, fitness=creator.EvonasFitnessPareto)
-
-
-def member_from_dict(d: dict[str, Any], pareto: bool = False) -> Member:
-    from ..genome.base import genome_from_dict
-    cls = creator.EvonasParetoIndividual if pareto else creator.EvonasIndividual
-    m = cls(d["id"], genome_from_dict(d["genome"]), tuple(d["parent_ids"]), d["operator"], d["arch_hash"])
-    m.status, m.birth, m.weights = d["status"], d["birth"], d["weights"]
-    m.params, m.flops = d["params"], d["flops"]
-    m.lineage_epochs, m.started_s = float(d.get("lineage_epochs", 0.0)), d.get("started_s")
-    if d["fitness"] is not None:
-        m.fitness.values = tuple(d["fitness"])
-    return m
 
 
 # --- operator choice ---------------------------------------------------------------
@@ -232,4 +213,4 @@ def statistics() -> tools.Statistics:
 
 
 __all__ = ["Member", "Variation", "make_toolbox", "parse_mutation_spec", "sel_tournament",
-           "sel_roulette", "sel_tournament_dcd", "statistics", "member_from_dict", "tools"]
+           "sel_roulette", "sel_tournament_dcd", "statistics", "tools"]

@@ -57,15 +57,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ConfigError
 
-COLUMNS = ("id", "parent_ids", "operator", "genome_type", "genome", "arch_hash", "status",
-           "fitness", "params", "flops", "trained_epochs", "lineage_epochs", "inherited",
-           "train_seconds", "started_s", "finished_s", "attempts", "worker", "birth", "reason")
-INT_COLUMNS = ("id", "birth", "attempts")
-NULLABLE_INT_COLUMNS = ("params", "flops")
-FLOAT_COLUMNS = ("fitness", "trained_epochs", "lineage_epochs", "train_seconds", "started_s",
-                 "finished_s")
-TEXT_COLUMNS = ("parent_ids", "operator", "genome_type", "genome", "arch_hash", "status",
-                "inherited", "worker", "reason")
+from ..evolve.record import COLUMNS, KINDS, columns_of  # the schema is defined once, there
+
+INT_COLUMNS = columns_of("int")
+NULLABLE_INT_COLUMNS = columns_of("nint")
+FLOAT_COLUMNS = columns_of("float")
+TEXT_COLUMNS = columns_of("text")
 NONE = "-"  # "no value" in text columns
 
 
@@ -100,6 +97,18 @@ def _int(v: Any) -> str:
     return str(int(v))
 
 
+def _worker(v: Any) -> str:
+    w = _text(v)
+    return "w" + w if w.isdigit() else w
+
+
+_BY_KIND = {"int": _int, "nint": _int, "float": _float, "text": _text}
+# columns whose empty value means something (else the kind's formatter alone)
+_SPECIAL = {"parent_ids": lambda v: format_parent_ids(v or ()), "worker": _worker,
+            "inherited": lambda v: _text(v or "none"), "train_seconds": lambda v: _float(v or 0.0),
+            "attempts": lambda v: _int(v or 1)}
+
+
 def format_row(record: Mapping[str, Any], extra_columns: Sequence[str] = ()) -> list[str]:
     """One record dict -> the CSV fields in column order. ``id``, ``birth`` and
     ``status`` are required; ``genome`` may be a Genome (its type and string are
@@ -108,22 +117,13 @@ def format_row(record: Mapping[str, Any], extra_columns: Sequence[str] = ()) -> 
     for key in ("id", "birth", "status"):
         if record.get(key) is None:
             raise ValueError(f"lineage record needs {key!r}: {dict(record)!r:.200}")
-    genome = record.get("genome")
-    gtype = record.get("genome_type") or getattr(genome, "type_name", None)
-    gstr = genome.to_string() if hasattr(genome, "to_string") else genome
-    worker = _text(record.get("worker"))
-    if worker.isdigit():
-        worker = "w" + worker
-    extra = record.get("extra") or {}
-    row = [_int(record["id"]), format_parent_ids(record.get("parent_ids") or ()),
-           _text(record.get("operator")), _text(gtype), _text(gstr), _text(record.get("arch_hash")),
-           _text(record["status"]), _float(record.get("fitness")), _int(record.get("params")),
-           _int(record.get("flops")), _float(record.get("trained_epochs")),
-           _float(record.get("lineage_epochs")), _text(record.get("inherited") or "none"),
-           _float(record.get("train_seconds") or 0.0), _float(record.get("started_s")),
-           _float(record.get("finished_s")), _int(record.get("attempts") or 1), worker,
-           _int(record["birth"]), _text(record.get("reason"))]
-    return row + [_float(record.get(c, extra.get(c))) for c in extra_columns]
+    rec = dict(record)
+    genome = rec.get("genome")
+    rec["genome_type"] = rec.get("genome_type") or getattr(genome, "type_name", None)
+    rec["genome"] = genome.to_string() if hasattr(genome, "to_string") else genome
+    row = [_SPECIAL.get(c, _BY_KIND[KINDS[c]])(rec.get(c)) for c in COLUMNS]
+    extra = rec.get("extra") or {}
+    return row + [_float(rec.get(c, extra.get(c))) for c in extra_columns]
 
 
 def _line(fields: Sequence[str]) -> str:

@@ -6,7 +6,11 @@ Layout::
     manifest.json   versions (evonas, torch, CUDA, python), plug-ins, seed, command
                     line, start time, and one entry per resume
     lineage.csv     one row per evaluated individual (``evonas.store.lineage``)
-    state.json      the engine checkpoint (JSON; written atomically)
+    journal.jsonl   every decision of the search, append-only (``store.journal``): the
+                    one source of truth; ``--resume`` replays it
+    state.json      a small summary (counters, best; its size does not grow with the
+                    run), rewritten atomically at most once a second; never needed
+                    to resume
     weights/        <id>.safetensors of the living population (``store.weights``)
     best/           genome.json, weights.safetensors, arch.dot, arch.png
 
@@ -36,6 +40,7 @@ from .. import faults
 from ..errors import ConfigError
 
 CONFIG, MANIFEST, LINEAGE, STATE = "config.json", "manifest.json", "lineage.csv", "state.json"
+JOURNAL = "journal.jsonl"
 WEIGHTS, BEST = "weights", "best"
 
 
@@ -59,6 +64,10 @@ class RunPaths:
     @property
     def state(self) -> Path:
         return self.root / STATE
+
+    @property
+    def journal(self) -> Path:
+        return self.root / JOURNAL
 
     @property
     def weights(self) -> Path:
@@ -229,6 +238,10 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
         detail = "; ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in conflicts.items())
         raise ConfigError(where, ", ".join(conflicts), {k: b for k, (a, b) in conflicts.items()},
                           f"conflicts with the stored config ({detail}); drop these flags or start a new run")
+    from .lineage import read_records
+    if not paths.journal.exists() and read_records(paths.lineage):
+        raise ConfigError(where, JOURNAL, str(paths.journal), "missing: this run has lineage rows but no "
+                          "journal (made by an evonas without journals?); it cannot be resumed exactly")
     if not os.access(root, os.W_OK | os.X_OK):
         raise ConfigError(where, "run_dir", str(root), "not writable")
     return wanted, paths
