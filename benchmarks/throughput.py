@@ -24,7 +24,13 @@ current ``gc.freeze()`` + collection of the trial's own objects, see
 
 ``trials/s`` of N workers over 1 worker (same genomes) is the parallel speed-up.
 
-    python benchmarks/throughput.py                       # both, 1 and 2 workers, 150 trials
+``micro`` (in this process, medians of 5): what one trial's cleanup costs with a
+full ``gc.collect()`` (legacy) vs a collection after ``gc.freeze()``, the pickle
+size and time of a Job and a Result (what the pipe carries), and saving the
+trial's weights (safetensors, atomic write with fsync: inside ``train_seconds``).
+
+    python benchmarks/throughput.py                       # all, 1 and 2 workers, 150 trials
+    python benchmarks/throughput.py --mode micro          # the per-item costs, seconds
     python benchmarks/throughput.py --mode pool --trials 150 --workers 1,2 --gc legacy,freeze
 """
 from __future__ import annotations
@@ -131,9 +137,51 @@ def run_cli(workers: int, evaluations: int, seed: int) -> dict:
                 overhead=over, ratio=wall / ideal, rate=len(steady) / span, span=span)
 
 
+def micro(gs: list, cfg: TrainConfig) -> None:
+    import gc
+    import pickle
+
+    import torch
+
+    from evonas.evaluate.train import evaluate_job
+    from evonas.store.weights import save_weights_file
+
+    def median_ms(f, n=5):
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+        return 1e3 * sorted(ts)[n // 2]
+    torch.set_num_threads(1)
+    data = DataSpec("digits", seed=0).load()
+    evaluate_job(Job(0, gs[0], seed=0), data, cfg)  # warm-up: lazy torch state
+    full = median_ms(gc.collect)
+    gc.freeze()
+    frozen = []
+    for i in range(1, 6):
+        res = evaluate_job(Job(i, gs[i], seed=i), data, cfg)
+        t = time.perf_counter()
+        gc.collect()
+        frozen.append(1e3 * (time.perf_counter() - t))
+        gc.freeze()
+    gc.unfreeze()
+    job = Job(7, gs[7], parent_ids=(1,), operator="widen", inherit="exact", parent_genome=gs[1], seed=7)
+    jp, rp = pickle.dumps(job), pickle.dumps(res)
+    model = __import__("evonas.compile", fromlist=["compile_graph"]).compile_graph(
+        gs[1].decode(), data.input_shape, data.num_classes, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        save = median_ms(lambda: save_weights_file(Path(tmp) / "w.safetensors", model.state_dict()))
+    print(f"micro full gc.collect {full:.1f} ms; after gc.freeze, collect after a trial "
+          f"{sorted(frozen)[2]:.1f} ms (median of 5)")
+    print(f"micro pickle Job {len(jp)} B {median_ms(lambda: pickle.loads(pickle.dumps(job))):.2f} ms, "
+          f"Result {len(rp)} B {median_ms(lambda: pickle.loads(pickle.dumps(res))):.2f} ms (round trip)")
+    print(f"micro save weights ({sum(p.numel() for p in model.parameters())} params, fsync) {save:.1f} ms")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=("pool", "cli", "both"), default="both")
+    ap.add_argument("--mode", choices=("pool", "cli", "micro", "both"), default="both")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--gc", default="legacy,freeze", help="cleanup modes to compare (legacy, freeze)")
     ap.add_argument("--trials", type=int, default=150, help="trials per pool row / evaluations per CLI row")
@@ -145,6 +193,8 @@ def main(argv=None) -> int:
     cfg = TrainConfig(epochs=1, batch_size=64, threads=1)
     gs = genomes(a.trials, a.seed)
     print(f"# {a.trials} trials of random tree genomes on digits, machine: {os.cpu_count()} cores")
+    if a.mode in ("micro", "both"):
+        micro(gs, cfg)
     if a.mode in ("pool", "both"):
         print("pool  gc      workers  start-up s  wall s  train s  overhead/trial ms  wall/ideal  "
               "trials/s  speed-up  rss@10 MB  rss@end MB")

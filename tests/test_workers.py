@@ -304,12 +304,16 @@ def test_backend_contract_kill_is_retried(open_backend, tmp_path):
 def test_backend_contract_hung_trial_times_out(open_backend, tmp_path):
     """A trial that hangs (injected, once) is killed at the hard limit and failed
     'timeout'; the replacement worker serves on."""
-    ev = open_backend({"EVONAS_FAULT": "worker_trial:1:hang", "EVONAS_FAULT_ONCE": str(tmp_path / "f")},
-                      timeout_s=4.0)
+    marker = tmp_path / "fired"
+    # the limit must exceed a real first trial on a loaded CI machine, or the trial is
+    # killed before it reaches the injected hang (and the next trial hangs instead)
+    ev = open_backend({"EVONAS_FAULT": "worker_trial:1:hang", "EVONAS_FAULT_ONCE": str(marker)},
+                      timeout_s=30.0)
     ev.submit(Job(1, TINY, seed=0))
     r = _collect(ev, 1, limit=300.0)[1]
     assert r.status == "failed" and r.reason.startswith("timeout:") and "killed after" in r.reason
-    ev.timeout_s = None  # a loaded CI machine may take longer than 4 s for a real trial
+    assert marker.exists()  # it was the injected hang that the limit stopped
+    ev.timeout_s = None
     ev.submit(Job(2, TINY, seed=0))
     assert _collect(ev, 1, limit=300.0)[2].status == "ok"
 
