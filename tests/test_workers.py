@@ -263,7 +263,7 @@ def open_backend(request, tmp_path):
     from evonas.evaluate.pool import backend
     opened = []
 
-    def open_(env, **kw):
+    def open_(env, slots=("cpu", "cpu"), **kw):
         cls = backend(request.param)
         if request.param == "ray":
             ray = pytest.importorskip("ray", reason="ray is not installed")
@@ -273,10 +273,10 @@ def open_backend(request, tmp_path):
             except Exception as e:  # no shared memory, ports, ...: not this code's fault
                 pytest.skip(f"a local Ray instance does not start here: {e}")
             opened.append(ray.shutdown)
-            ev = cls(SPEC, CFG, ["cpu", "cpu"], **kw)
+            ev = cls(SPEC, CFG, list(slots), **kw)
         else:
             with patch.dict(os.environ, env):  # spawned workers inherit it
-                ev = cls(SPEC, CFG, ["cpu", "cpu"], startup_timeout_s=300.0, **kw)
+                ev = cls(SPEC, CFG, list(slots), startup_timeout_s=300.0, **kw)
         opened.insert(0, ev.close)
         return ev
     yield open_
@@ -305,17 +305,21 @@ def test_backend_contract_hung_trial_times_out(open_backend, tmp_path):
     """A trial that hangs (injected, once) is killed at the hard limit and failed
     'timeout'; the replacement worker serves on."""
     marker = tmp_path / "fired"
-    # the limit must exceed a real first trial on a loaded CI machine, or the trial is
-    # killed before it reaches the injected hang (and the next trial hangs instead)
-    ev = open_backend({"EVONAS_FAULT": "worker_trial:1:hang", "EVONAS_FAULT_ONCE": str(marker)},
-                      timeout_s=30.0)
+    # one worker; a TINY trial has 9 steps, so the hang comes in its second trial, once
+    # the worker is warm: a cold first trial on a loaded CI machine can outlast any
+    # short limit before it reaches the fault point
+    ev = open_backend({"EVONAS_FAULT": "worker_trial:12:hang", "EVONAS_FAULT_ONCE": str(marker)},
+                      slots=["cpu"])
     ev.submit(Job(1, TINY, seed=0))
-    r = _collect(ev, 1, limit=300.0)[1]
-    assert r.status == "failed" and r.reason.startswith("timeout:") and "killed after" in r.reason
-    assert marker.exists()  # it was the injected hang that the limit stopped
-    ev.timeout_s = None
+    assert _collect(ev, 1, limit=300.0)[1].status == "ok" and not marker.exists()
+    ev.timeout_s = 10.0
     ev.submit(Job(2, TINY, seed=0))
-    assert _collect(ev, 1, limit=300.0)[2].status == "ok"
+    r = _collect(ev, 1, limit=300.0)[2]
+    assert marker.exists()  # the injected hang fired, and the limit stopped it:
+    assert r.status == "failed" and r.reason.startswith("timeout:") and "killed after" in r.reason
+    ev.timeout_s = None
+    ev.submit(Job(3, TINY, seed=0))
+    assert _collect(ev, 1, limit=300.0)[3].status == "ok"
 
 
 @pytest.mark.slow
