@@ -59,7 +59,8 @@ class ScaledGenome(Genome):
 
 # --- devices -----------------------------------------------------------------------------
 
-def test_parse_devices_without_cuda():
+def test_parse_devices_without_cuda(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # it caps cpu_threads (tests run with 1)
     assert parse_devices("cpu") == ["cpu"]
     assert parse_devices("cpu", workers=3) == ["cpu"] * 3
     assert parse_devices("cuda", trials_per_device=2, gpu_count=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
