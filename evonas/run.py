@@ -86,7 +86,6 @@ def _run(args: argparse.Namespace, argv: list) -> int:
 
 def _plan(cfg: Config) -> Plan:
     from .evaluate.data import DataSpec
-    from .evaluate.devices import select_slots
     from .genome import GENOMES, load_genome
     from .genome.base import space_from_dict
     from .plugins import load_plugin
@@ -110,12 +109,8 @@ def _plan(cfg: Config) -> Plan:
         return Plan(cfg, plugins, cls, space, seeds, None, ["table"], (cfg.report_column,), table)
     data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
     data.load()  # a missing file, bad npz or offline download fails here, before any write
-    if cfg.backend == "ray":  # the cluster's devices, not this machine's; connects (or fails) now
-        from .evaluate.ray_backend import cluster_slots, connect
-        connect(cfg.ray_address or None)
-        slots = cluster_slots(cfg.devices, cfg.workers, cfg.trials_per_device)
-    else:
-        slots = select_slots(cfg.devices, cfg.workers, cfg.trials_per_device)
+    from .evaluate.pool import backend  # each backend places its own slots (Ray: the cluster's)
+    slots = backend(cfg.backend).placement(cfg.devices, cfg.workers, cfg.trials_per_device, cfg.ray_address)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
 
 
@@ -145,11 +140,8 @@ def _evaluator(plan: Plan, **train):
     if train.get("epochs") and settings["timeout_s"]:  # the per-trial limit scales with the epochs
         settings["timeout_s"] *= max(1.0, train["epochs"] / cfg.epochs)
     tc = TrainConfig(**{**settings, **train})
-    if cfg.backend == "ray":
-        from .evaluate.ray_backend import RayEvaluator
-        return RayEvaluator(plan.data, tc, plan.slots, address=cfg.ray_address or None)
-    from .evaluate.workers import LocalPool
-    return LocalPool(plan.data, tc, plan.slots)
+    from .evaluate.pool import backend
+    return backend(cfg.backend).open(plan.data, tc, plan.slots, cfg.ray_address)
 
 
 def _strategy_args(cfg: Config) -> dict:

@@ -111,8 +111,9 @@ def test_killed_actor_is_replaced_and_trial_retried_timeout_kills(local_ray):
     from evonas.evaluate.ray_backend import RayEvaluator
     ev = RayEvaluator(SPEC, CFG, ["cpu"], max_retries=1)
     ev.submit(Job(1, TINY, seed=0))
-    (_, actor, _), = ev._running.values()
-    ray.kill(actor, no_restart=True)  # the actor's process dies mid-trial
+    while ev.busy_handle(1) is None:  # trials go to actors once they have loaded the data
+        assert ev.poll(timeout=0.05) == []
+    ray.kill(ev.busy_handle(1).actor, no_restart=True)  # the actor's process dies mid-trial
     r = _collect(ev, 1)[1]
     assert r.status == "ok", r.reason  # retried on a fresh actor
     ev.timeout_s = 0.5

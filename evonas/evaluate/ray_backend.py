@@ -1,4 +1,4 @@
-"""``--backend ray [--ray-address ADDR]``: the same ``evaluate_job`` in Ray actors.
+"""``--backend ray [--ray-address ADDR]``: the slot-pool core over Ray actors.
 
 One persistent actor per slot, asking Ray for 1 CPU and, on GPUs,
 ``1/trials_per_device`` of a GPU, so Ray packs K actors per GPU. An actor keeps
@@ -9,11 +9,13 @@ process per call (Ray's ``max_calls=1`` default for GPU tasks) or, reused, one
 whose CUDA context belongs to another GPU. The driver hands each idle actor one
 trial at a time, which keeps per-trial timeouts honest.
 
-Faults, as in the local ``LocalPool``: an actor that dies (process killed, or a
-CUDA fault, after which it exits on purpose) is replaced and its trial retried up
-to ``max_retries`` times; a trial over ``timeout_s`` gets its actor killed and
-replaced and is recorded failed; actors that keep dying in their constructor
-(e.g. the data set does not load there) raise ``WorkerError`` after 4 tries.
+Faults are the core's (``pool.SlotPool``), as for the local pool: an actor that
+dies, or reports a CUDA fault (with its reason), is replaced and its trial
+retried up to ``max_retries`` times; a trial over ``timeout_s`` gets its actor
+killed and replaced and is recorded failed; actors that keep dying in their
+constructor (e.g. the data set does not load there) raise ``WorkerError`` after
+4 tries. The actor runs the same ``trial.TrialRunner`` as a local worker, so
+its results carry the same ``gpu_mem_mb``/``gpu_reserved_mb``.
 
 Placement is the cluster's, not the driver's: ``cluster_slots`` reads
 ``ray.cluster_resources()``, so a driver without a GPU can run ``--devices cuda
@@ -24,15 +26,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from ..errors import ConfigError
 from .base import Job, Result
 from .data import DataSpec
 from .devices import gpu_fraction, select_slots
-from .train import CudaFault, TrainConfig, evaluate_job
-from .workers import Retries, WorkerError
+from .pool import BACKENDS, Retries, SlotPool
+from .train import TrainConfig
 
 _OWNED = [False]  # the driver's Ray was started by connect() (so close() shuts it down)
 
@@ -92,30 +94,96 @@ def cluster_slots(devices: str = "auto", workers: int = 0, trials_per_device: in
 
 class TrialActor:
     """Body of one Ray actor (a plain class, wrapped by ``ray.remote`` when used):
-    loads the data onto ``device`` once, then trains one job per ``run`` call."""
+    a ``TrialRunner`` (the data on ``device``, loaded once), one job per ``run``."""
 
     def __init__(self, spec: DataSpec, cfg: TrainConfig, device: str, threads: int = 1):
-        import torch
-        torch.set_num_threads(threads)  # the actor holds num_cpus=1 on its node, GPU or not
-        self.cfg, self.device = cfg, device
-        self.data = spec.load().to(device)
+        from .trial import TrialRunner
+        # the actor holds num_cpus=1 on its node, GPU or not
+        self.runner = TrialRunner(spec, cfg, device, threads, name=f"ray-pid{os.getpid()}@{device}")
 
-    def run(self, job: Job) -> Result:
-        import gc
+    def ready(self) -> str:
+        return self.runner.name
 
-        import torch
+    def run(self, job: Job) -> tuple[str, object]:
+        """-> ("result", Result) or ("fault", reason); after a fault the driver
+        kills this actor (its CUDA context may be unusable) and retries elsewhere."""
+        kind, res = self.runner.run(job)
+        if kind == "result":
+            self.runner.cleanup(res)
+        return kind, res
+
+
+@dataclass(eq=False)
+class _Actor:
+    actor: Any
+    device: str
+    pending: Any = None  # the ObjectRef awaited: ready() first, then each run()
+    job: Optional[Job] = None
+    label: str = "ray"
+
+
+class ActorTransport:
+    """Ray actors, one call in flight each: ``ready()`` once, then ``run(job)``."""
+    kind = "actor"
+
+    def __init__(self, ray, spec: DataSpec, cfg: TrainConfig, gpu: float):
+        self._ray, self.spec, self.cfg = ray, spec, cfg
+        self._cls = ray.remote(TrialActor).options(num_cpus=1, num_gpus=gpu, max_restarts=0)
+        self.device = "cuda" if gpu else "cpu"  # inside the actor: its GPU is the only visible one
+
+    def start(self, device: str) -> _Actor:
+        actor = self._cls.remote(self.spec, self.cfg, self.device, self.cfg.threads or 1)
+        return _Actor(actor, self.device, actor.ready.remote())
+
+    def send(self, h: _Actor, job: Job) -> None:
         try:
-            res = evaluate_job(job, self.data, self.cfg, self.device, worker=f"ray-pid{os.getpid()}@{self.device}")
-        except CudaFault:
-            os._exit(3)  # poisoned CUDA context: the driver replaces this actor and retries
-        gc.collect()  # drop the trial's module, then hand its GPU memory back
-        if self.device != "cpu":
-            torch.cuda.empty_cache()
-            res.extra["gpu_mem_mb"] = torch.cuda.memory_allocated() / 2**20
-        return res
+            ref = h.actor.run.remote(job)
+        except Exception as e:  # the job does not serialise: fail it, the actor is fine
+            raise TypeError(f"{type(e).__name__}: {_first_line(e)}") from None
+        h.pending, h.job = ref, job
+
+    def label(self, h: _Actor) -> str:
+        return h.label
+
+    def wait(self, handles: list, timeout: float) -> list[tuple]:
+        refs = {h.pending: h for h in handles if h.pending is not None}
+        if not refs:
+            time.sleep(timeout)
+            return []
+        ready, _ = self._ray.wait(list(refs), num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = self._ray.wait(list(refs), num_returns=len(refs), timeout=0)
+        return [self._event(refs[ref], ref) for ref in ready]
+
+    def _event(self, h: _Actor, ref) -> tuple:
+        job, h.pending, h.job = h.job, None, None
+        try:
+            value = self._ray.get(ref)
+        except self._ray.exceptions.RayActorError as e:  # the process died (or its constructor failed)
+            return "died", h, (f"ray actor died: {_cause(e)}" if job is not None else _cause(e))
+        except Exception as e:  # e.g. a job the actor cannot deserialise: the actor itself is fine
+            if job is None:
+                return "died", h, _cause(e)
+            return "result", h, Result(job.id, "failed", worker=h.label,
+                                       reason=f"ray: {type(e).__name__}: {_first_line(e)}")
+        if job is None:
+            h.label = value
+            return "ready", h, None
+        return value[0], h, value[1]
+
+    def kill(self, h: _Actor) -> None:
+        try:
+            self._ray.kill(h.actor, no_restart=True)
+        except Exception:  # already dead
+            pass
+
+    def stop(self, handles: list) -> None:
+        for h in handles:
+            self.kill(h)
 
 
-class RayEvaluator:
+@BACKENDS.class_decorator("ray", "backend_name")
+class RayEvaluator(SlotPool):
     """Evaluator protocol on Ray actors. ``slots``: device strings from
     ``cluster_slots`` (one actor each; GPU slots set the GPU fraction per actor).
     Uses the running Ray instance, or starts/joins one with ``connect(address,
@@ -124,123 +192,34 @@ class RayEvaluator:
     a trial whose actor died (0..10)."""
 
     def __init__(self, data: DataSpec, cfg: TrainConfig, slots: list[str], address: Optional[str] = None,
-                 max_retries: int = 2, timeout_s: Optional[float] = None, init_kwargs: Optional[dict] = None):
+                 max_retries: int = 2, timeout_s: Optional[float] = None, init_kwargs: Optional[dict] = None,
+                 startup_timeout_s: Optional[float] = None):
         if not slots:
             raise ConfigError("ray", "slots", slots, "need at least one slot")
-        self.retries = Retries("ray", max_retries, cfg, timeout_s)
+        Retries("ray", max_retries, cfg, timeout_s)  # bad arguments fail before Ray starts
         connect(address, **(init_kwargs or {}))
         import ray
-        self._ray = ray
-        self.slots, self.spec, self.cfg = len(slots), data, cfg
-        gpu = gpu_fraction(slots)
-        self.device = "cuda" if gpu else "cpu"
-        self.timeout_s = self.retries.timeout_s
-        self._actor_cls = ray.remote(TrialActor).options(num_cpus=1, num_gpus=gpu, max_restarts=0)
-        self._idle: list = [self._new_actor() for _ in slots]
-        self._queue: deque[Job] = deque()
-        self._running: dict = {}  # ObjectRef -> (job, actor, launch time)
+        self._ray, self.spec = ray, data
+        transport = ActorTransport(ray, data, cfg, gpu_fraction(slots))
+        self.device = transport.device
+        # start-up: a cluster may take long to place actors, so no limit by default
+        super().__init__(transport, slots, cfg, "ray", max_retries, timeout_s, startup_timeout_s)
 
-    def submit(self, job: Job) -> None:
-        self._queue.append(job)
-        self._launch()
+    @classmethod
+    def placement(cls, devices: str, workers: int, trials_per_device: int, address: Optional[str]) -> list[str]:
+        """The cluster's devices, not this machine's; connects (or fails) now."""
+        connect(address or None)
+        return cluster_slots(devices, workers, trials_per_device)
 
-    def poll(self, timeout: float | None = None) -> list[Result]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self._launch()
-            if not self._running:
-                return []
-            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
-            ready, _ = self._ray.wait(list(self._running), num_returns=1, timeout=wait)
-            if ready:
-                ready, _ = self._ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
-            out = [r for r in (self._collect(ref) for ref in ready) if r is not None] + self._expire()
-            if out or (deadline is not None and time.monotonic() >= deadline):
-                self._launch()
-                return out
-
-    def cancel_all(self) -> list[int]:
-        ids = [j.id for j in self._queue] + [j.id for j, _, _ in self._running.values()]
-        self._queue.clear()
-        for ref, (_, actor, _) in list(self._running.items()):
-            self._replace(actor)  # actor calls cannot be force-cancelled: kill and renew the actor
-        self._running.clear()
-        return ids
+    @classmethod
+    def open(cls, data: DataSpec, cfg: TrainConfig, slots: list[str], address: Optional[str]) -> "RayEvaluator":
+        return cls(data, cfg, slots, address=address or None)
 
     def close(self) -> None:
-        self._queue.clear()
-        for actor in self._idle + [a for _, a, _ in self._running.values()]:
-            self._kill(actor)
-        self._idle, self._running = [], {}
+        super().close()
         if _OWNED[0] and self._ray.is_initialized():
             self._ray.shutdown()
             _OWNED[0] = False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    # --- internals ---
-    def _new_actor(self):
-        return self._actor_cls.remote(self.spec, self.cfg, self.device, self.cfg.threads or 1)
-
-    def _kill(self, actor) -> None:
-        try:
-            self._ray.kill(actor, no_restart=True)
-        except Exception:  # already dead
-            pass
-
-    def _replace(self, actor) -> None:
-        self._kill(actor)
-        self._idle.append(self._new_actor())
-
-    def _launch(self) -> None:
-        while self._queue and self._idle:
-            job, actor = self._queue.popleft(), self._idle.pop()
-            self._running[actor.run.remote(job)] = (job, actor, time.monotonic())
-
-    def _collect(self, ref) -> Optional[Result]:
-        job, actor, _ = self._running.pop(ref)
-        try:
-            res = self._ray.get(ref)
-        except self._ray.exceptions.RayActorError as e:  # the process died: renew, retry the trial
-            self._replace(actor)
-            if getattr(e, "actor_init_failed", False):
-                return self._start_failed(job, _cause(e))
-            return self._retry(job, _cause(e))
-        except Exception as e:  # e.g. a job that cannot be serialised: the actor itself is fine
-            self._idle.append(actor)
-            return Result(job.id, "failed", reason=f"ray: {type(e).__name__}: {_first_line(e)}", worker="ray")
-        self._idle.append(actor)
-        res.attempts = self.retries.done(job.id)
-        return res
-
-    def _retry(self, job: Job, why: str) -> Optional[Result]:
-        n = self.retries.again(job, self._queue)
-        return Result(job.id, "failed", worker="ray", attempts=n,
-                      reason=f"ray actor died: {why}; gave up after {n} attempts") if n else None
-
-    def _start_failed(self, job: Job, why: str) -> None:
-        """An actor died in ``__init__`` (data set, CUDA): not the trial's fault, so
-        it is queued again; past 3 such deaths the actors cannot start anywhere."""
-        if self.retries.start_died():
-            self.close()
-            raise WorkerError(f"Ray actors on {self.device} cannot start ({self.retries.start_deaths} tries): {why}")
-        self._queue.appendleft(job)
-
-    def _expire(self) -> list[Result]:
-        if self.timeout_s is None:
-            return []
-        now, out = time.monotonic(), []
-        for ref, (job, actor, t0) in list(self._running.items()):
-            if now - t0 > self.timeout_s:
-                del self._running[ref]
-                self._replace(actor)
-                out.append(Result(job.id, "failed", worker="ray",
-                                  reason=f"timeout: actor killed after {now - t0:.1f} s (limit {self.timeout_s:g} s)"))
-        return out
 
 
 def _cause(e: BaseException) -> str:
