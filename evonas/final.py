@@ -11,7 +11,9 @@ accuracy and reports its *test* accuracy (the only place where the test split is
 read during a run).
 
 ``final.csv`` (one row per retrained network, appended and fsync'd as each
-finishes; a kill loses nothing, ``--resume`` retrains only the missing ones)::
+finishes; a kill loses nothing, ``--resume`` retrains only the missing ones; when
+the search was extended since, or the epochs changed, so that the table no longer
+belongs to this search, it is kept as ``final-<n>.csv`` and the stage starts afresh)::
 
     rank, id, arch_hash, genome, search_fitness, lineage_epochs, final_epochs,
     seed, final_val, final_test, params, macs, status, reason, train_seconds
@@ -97,10 +99,21 @@ class FinalStage:
         self.epochs = final_epochs(self.chosen, epochs) if self.chosen else 0
         self.seed, self.genome_of = int(seed), genome_of
         self.done: dict[int, dict] = {int(r["id"]): r for r in read_final(self.path)}
-        for r in self.done.values():
-            if int(r["final_epochs"]) != self.epochs:
-                raise ConfigError(str(self.path), "final_epochs", r["final_epochs"],
-                                  f"this run's final stage retrains for {self.epochs} epochs")
+        ids = {int(r["id"]) for r in self.chosen}
+        if any(i not in ids or int(r["final_epochs"]) != self.epochs for i, r in self.done.items()):
+            self.archived = self._archive()  # the search went on (or E changed): start afresh
+        else:
+            self.archived = None
+
+    def _archive(self) -> Path:
+        """Keep a stale table as ``final-<n>.csv`` (never overwritten) and start empty."""
+        n = 1
+        while self.path.with_name(f"{self.path.stem}-{n}.csv").exists():
+            n += 1
+        target = self.path.with_name(f"{self.path.stem}-{n}.csv")
+        os.replace(self.path, target)
+        self.done = {}
+        return target
 
     def jobs(self) -> list[Job]:
         """The retrainings still to do (resume skips the rows already written)."""

@@ -90,8 +90,11 @@ def test_final_stage_resumes_without_retraining(tmp_path):
     calls = []
     again.run(FunctionEvaluator(lambda j: (calls.append(j.id), fake_train(j))[1]))
     assert calls == [1, 2] and (tmp_path / "final.csv").read_text() == text
-    with pytest.raises(Exception, match="final_epochs"):
-        stage(tmp_path, rows, epochs=9)  # a different recipe cannot be mixed into the table
+    other = stage(tmp_path, rows, epochs=9)  # another recipe is not mixed into the table: kept apart
+    assert other.archived == tmp_path / "final-1.csv" and other.archived.read_text() == text
+    assert not (tmp_path / "final.csv").exists() and len(other.jobs()) == 3
+    longer = stage(tmp_path, [row(9, 99.0)] + rows)  # the search went on: a new best, a new table
+    assert longer.archived is None and [j.id for j in longer.jobs()] == [9, 0, 1]
 
 
 def test_bad_final_table_is_a_named_error(tmp_path):
