@@ -107,10 +107,8 @@ class NB201Genome(Genome):
         same (C, H, W) to the same shape whatever the ops, so each edge adds its op's
         cost independently. Hence cost = cost(all-none) + sum over edges e of
         cost(only e) - cost(all-none); ``compile.genome_cost`` uses this."""
-        base = NB201Genome(("none",) * 6, self.space)
-        singles = tuple(NB201Genome(tuple(op if k == e else "none" for k in range(6)), self.space)
-                        for e, op in enumerate(self.ops) if op != "none")
-        return base, singles
+        return _single(self.space, -1, "none"), tuple(
+            _single(self.space, e, op) for e, op in enumerate(self.ops) if op != "none")
 
     def arch_hash(self) -> str:
         # The network is a fixed function of (cell, space): hashing the cell is
@@ -122,6 +120,12 @@ class NB201Genome(Genome):
 def _cell_hash(ops: tuple[str, ...], space: tuple) -> str:
     tag = hashlib.sha256(repr(space).encode()).hexdigest()[:4]
     return arch_hash(NB201Genome(ops).cell())[:12] + tag
+
+
+@lru_cache(maxsize=None)
+def _single(space: NB201Space, e: int, op: str) -> NB201Genome:
+    """The cell with op ``op`` on edge ``e`` (-1: none) and ``none`` elsewhere."""
+    return NB201Genome(tuple(op if k == e else "none" for k in range(6)), space)
 
 
 def _parse(s: str) -> tuple[str, ...]:
