@@ -122,3 +122,52 @@ def test_aging_beats_random_on_nb201():
             best.append(s.best().value)
         res[strategy] = np.mean(best)
     assert res["aging"] > res["random"] + 0.2, res
+
+
+@pytest.fixture(scope="module")
+def bench_mod():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "search_nb201.py"
+    spec = importlib.util.spec_from_file_location("search_nb201", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def full_table(tmp_path_factory):
+    """Every NB201 cell with made-up C100 columns and a column of no known data set."""
+    import itertools
+
+    import pandas as pd
+    from evonas.genome.nb201 import OPS
+    rng = np.random.default_rng(0)
+    archs = [NB201Genome(o).to_string() for o in itertools.product(OPS, repeat=6)]
+    p = tmp_path_factory.mktemp("t") / "c100.csv"
+    pd.DataFrame({"arch_str": archs, "c100_val_12": rng.random(len(archs)) * 70,
+                  "c100_test_200": rng.random(len(archs)) * 70, "acc": rng.random(len(archs))}).to_csv(p, index=False)
+    return p
+
+
+@pytest.mark.parametrize("args, paper, report", [
+    (["--fitness-column", "c100_val_12"], "71.84 ± 0.99 (REA)", "report c100_test_200"),
+    (["--fitness-column", "acc"], None, "report none"),
+    (["--fitness-column", "acc", "--paper", "ImageNet16-120"], "45.54 ± 1.03 (REA)", "report none"),
+    (["--fitness-column", "c100_val_12", "--report-column", ""], "71.84 ± 0.99 (REA)", "report none"),
+])
+def test_benchmark_paper_figures_per_data_set(bench_mod, full_table, capsys, args, paper, report):
+    bench_mod.main(["--table", str(full_table), *args, "--seeds", "2", "--hit-seeds", "0", "--strategy", "aging"])
+    out = capsys.readouterr().out
+    assert report in out
+    row = next(line for line in out.splitlines() if line.startswith("aging "))
+    if paper:
+        assert paper in row
+    else:
+        assert "REA" not in row and "paper figures: none (unknown data set)" in out
+    assert "93.92" not in out  # never the CIFAR-10 figures beside another data set
+
+
+def test_benchmark_report_column_must_exist(bench_mod, full_table):
+    with pytest.raises(ConfigError, match="report_column"):
+        bench_mod.main(["--table", str(full_table), "--fitness-column", "acc", "--report-column", "c10_test_200",
+                        "--seeds", "1"])
