@@ -83,16 +83,15 @@ class NB201Net(nn.Module):
     @torch.no_grad()
     def load_from(self, compiled: nn.Module) -> "NB201Net":
         """Copy the compiled module's tensors (matched by node id) into this net.
-        Edges the compiler pruned (they never reach the cell output) keep their own
-        weights: they do not influence the output."""
+        The compiler builds every non-``none`` edge, as this net does, so every
+        tensor has its twin."""
         src = compiled.state_dict()
         dst = self.state_dict()
         for k in dst:
             key = _nb201_key(k, self.genome.space.N)
-            if key in src:
-                dst[k] = src[key]
-            elif "_e" not in key:
+            if key not in src:
                 raise KeyError(f"compiled module has no tensor {key} (for {k})")
+            dst[k] = src[key]
         self.load_state_dict(dst)
         return self
 

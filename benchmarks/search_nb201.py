@@ -46,8 +46,18 @@ number of counted evaluations until a child is the table's best-fitness
 architecture (its string, or an isomorphic network); median over seeds (runs that
 never hit count as infinity).
 
+Report column: ``--report-column COL`` (must exist); by default the protocol's
+``<prefix>_test_200`` of the fitness column's prefix (``c10_val_12`` ->
+``c10_test_200``) when the table has it, else none: then the figure is the
+fitness column of the best arch. ``--report-column ''`` = none.
+
+"paper": NB201 paper (Dong & Yang, ICLR 2020) Table 5, test accuracy, mean ± std
+over 500 runs, for the data set of the fitness column (``c10_``, ``c100_``,
+``imgnet16_`` prefixes) or ``--paper``; blank when the data set is unknown.
+
     python benchmarks/search_nb201.py [--table CSV] [--fitness-column COL]
-        [--report-column COL] [--seeds 500] [--budget 100] [--strategy NAME ...]
+        [--report-column COL] [--paper {cifar10,cifar100,ImageNet16-120}]
+        [--seeds 500] [--budget 100] [--strategy NAME ...]
 """
 from __future__ import annotations
 
@@ -62,7 +72,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evonas.evaluate.table import TableEvaluator  # noqa: E402
+from evonas.evaluate.table import NB201_DATASETS, TableEvaluator, nb201_dataset  # noqa: E402
 from evonas.evolve import Search  # noqa: E402
 from evonas.genome.nb201 import NB201Genome  # noqa: E402
 
@@ -79,7 +89,19 @@ PRESETS = {  # name -> (strategy, strategy_args, mutation, dedup, count_duplicat
     "aging-novel-best": ("aging-novel-best", REA, REF_MUT, "off", True),  # = aging-novel, greedy=1
 }
 DEFAULT = ["aging", "random", "aging-dedup", "aging-resample", "aging-novel", "aging-novel-best"]
-PAPER = {"aging": "93.92 ± 0.30 (REA)", "random": "93.70 ± 0.36 (RS)"}
+# NB201 Table 5, test accuracy (%) per data set: REA and RS
+PAPER = {"cifar10": {"aging": "93.92 ± 0.30 (REA)", "random": "93.70 ± 0.36 (RS)"},
+         "cifar100": {"aging": "71.84 ± 0.99 (REA)", "random": "71.04 ± 1.07 (RS)"},
+         "ImageNet16-120": {"aging": "45.54 ± 1.03 (REA)", "random": "44.57 ± 1.25 (RS)"}}
+
+
+def report_column(requested, fitness_column: str, columns) -> str | None:
+    """``requested`` (None: the protocol's test column of the fitness column's data
+    set if the table has it; '': none)."""
+    if requested is not None:
+        return requested or None
+    guess = fitness_column.split("_")[0] + "_test_200"
+    return guess if guess in columns else None
 
 
 def one_run(ev, preset, seed, budget, target=None):
@@ -107,19 +129,29 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--table", default=str(ROOT.parent / "shared" / "data" / "nb201_cifar10.csv"))
     ap.add_argument("--fitness-column", default="c10_val_12")
-    ap.add_argument("--report-column", default="c10_test_200")
+    ap.add_argument("--report-column", default=None,
+                    help="reported column of the best arch (default: <prefix>_test_200 if present; '' = none)")
+    ap.add_argument("--paper", choices=NB201_DATASETS, default=None,
+                    help="data set of the paper figures (default: from the fitness column)")
     ap.add_argument("--seeds", type=int, default=500)
     ap.add_argument("--budget", type=int, default=100)
     ap.add_argument("--strategy", action="append", choices=sorted(PRESETS))
     ap.add_argument("--hit-budget", type=int, default=3000)
     ap.add_argument("--hit-seeds", type=int, default=50)
     a = ap.parse_args(argv)
-    ev = TableEvaluator(a.table, a.fitness_column, a.report_column)
+    import pandas as pd
+    columns = pd.read_csv(a.table, nrows=0).columns if Path(a.table).exists() else ()
+    report = report_column(a.report_column, a.fitness_column, columns)
+    ev = TableEvaluator(a.table, a.fitness_column, report)
+    shown = report or a.fitness_column  # the figure of the best arch that is averaged
+    idx = 1 if report else 0
+    paper = PAPER.get(a.paper or nb201_dataset(a.fitness_column), {})
     best_str = max(ev.table, key=lambda k: ev.table[k][0])
     target = (best_str, NB201Genome.from_string(best_str).arch_hash())
-    print(f"table {a.table}: {len(ev.table)} archs; fitness {a.fitness_column}, report {a.report_column}; "
-          f"best-fitness arch {best_str} ({a.report_column} {ev.table[best_str][1]:.2f}); "
-          f"optimum {a.report_column} {max(v[1] for v in ev.table.values()):.2f}")
+    print(f"table {a.table}: {len(ev.table)} archs; fitness {a.fitness_column}, report {report or 'none'}; "
+          f"best-fitness arch {best_str} ({shown} {ev.table[best_str][idx]:.2f}); "
+          f"optimum {shown} {max(v[idx] for v in ev.table.values()):.2f}; "
+          f"paper figures: {a.paper or nb201_dataset(a.fitness_column) or 'none (unknown data set)'}")
     # sem: standard error of the mean over seeds (std / sqrt(seeds)), to judge a gap to the paper
     print(f"{'strategy':<17} {'mean ± std':>16} {'sem':>5} {'paper':>20} {'dup frac':>9} {'median hit':>11} {'s':>6} {'cpu s':>6}")
     for preset in a.strategy or DEFAULT:
@@ -127,16 +159,20 @@ def main(argv=None) -> None:
         reps, dups, kids = [], 0, 0
         for seed in range(a.seeds):
             best, out, _ = one_run(ev, preset, seed, a.budget)
-            reps.append(best.get(a.report_column, math.nan))
+            reps.append(best.get(report, math.nan) if report else best["fitness"])
             dups, kids = dups + out["dup_children"], kids + out["children"]
         secs, cpu = time.perf_counter() - t, time.process_time() - cpu
         hits = [one_run(ev, preset, 10_000 + s, a.hit_budget, target)[2] for s in range(a.hit_seeds)]
         med = float(np.median([h if h is not None else math.inf for h in hits])) if hits else math.nan
         reps = np.array(reps, dtype=float)
         sem = np.nanstd(reps) / math.sqrt(max(1, np.isfinite(reps).sum()))
-        print(f"{preset:<17} {np.nanmean(reps):>8.2f} ± {np.nanstd(reps):<5.2f} {sem:>5.3f} {PAPER.get(preset, ''):>20} "
+        print(f"{preset:<17} {np.nanmean(reps):>8.2f} ± {np.nanstd(reps):<5.2f} {sem:>5.3f} {paper.get(preset, ''):>20} "
               f"{dups / max(kids, 1):>9.3f} {med:>11.0f} {secs:>6.1f} {cpu:>6.1f}", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    from evonas.errors import ConfigError
+    try:
+        main()
+    except ConfigError as e:  # a bad table or column: one line, no traceback
+        sys.exit(print(f"search_nb201: {e}", file=sys.stderr) or 2)

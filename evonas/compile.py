@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import networkx as nx
 import torch
@@ -161,4 +162,21 @@ def build(genome, input_shape: Shape, num_classes: int, seed: int = 0) -> fx.Gra
 
 
 def genome_cost(genome, input_shape: Shape, num_classes: int) -> Cost:
+    """``cost(genome.decode(), ...)``. A genome type whose cost is additive over its
+    genes defines ``cost_terms() -> (base, singles)``: cost = cost(base) + the sum of
+    cost(single) - cost(base). Those few genomes are decoded once and cached, so
+    e.g. all 15,625 NB201 cells cost microseconds each instead of a decode (~35 ms)."""
+    terms = getattr(genome, "cost_terms", None)
+    if terms is None:
+        return cost(genome.decode(), input_shape, num_classes)
+    base, singles = terms()
+    key = (tuple(input_shape), int(num_classes))
+    b = _decoded_cost(base, *key)
+    parts = [_decoded_cost(s, *key) for s in singles]
+    return Cost(b.params + sum(c.params - b.params for c in parts),
+                b.macs + sum(c.macs - b.macs for c in parts))
+
+
+@lru_cache(maxsize=1024)
+def _decoded_cost(genome, input_shape: Shape, num_classes: int) -> Cost:
     return cost(genome.decode(), input_shape, num_classes)

@@ -130,7 +130,7 @@ class Config:
     # table evaluator (benchmark lookups instead of training)
     benchmark_table: str = _f("", "CSV lookup table (e.g. NAS-Bench-201); '' = train for real")
     fitness_column: str = _f("c10_val_12", "table column used as fitness")
-    report_column: str = _f("c10_test_200", "table column reported in the lineage, never used as fitness")
+    report_column: str = _f("", "table column reported in the lineage, never used as fitness ('' = none)")
     # output
     run_dir: str = _f("", "run directory ('' = runs/<name>)")
     name: str = _f("", "run name ('' = <genome>-<strategy>-s<seed>-<UTC time>)")

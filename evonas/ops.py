@@ -139,34 +139,40 @@ register_op(Op("sep_conv", 1, {"C": None, "k": 3, "stride": 1}, _conv_shape, _se
 
 
 class ResBlock(nn.Module):
-    """CGP ResSet block: conv-BN-ReLU-conv-BN plus shortcut (1x1 conv-BN when the
-    channels or stride change), then ReLU."""
+    """CGP ResSet block as the authors wrote it (``cnn_model.py`` of sg-nm/cgp-cnn):
+    conv-BN-ReLU-conv-BN plus the block's input as an identity shortcut, summed by
+    the ``add`` merge rule (the fewer channels zero-padded, so the output has
+    max(C, C_in) channels; with stride > 1 the input is max-pooled down), then ReLU."""
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int):
+    def __init__(self, in_shape: Shape, cout: int, k: int, stride: int):
         super().__init__()
+        cin = in_shape[0]
         self.body = nn.Sequential(_conv(cin, cout, k, stride), nn.BatchNorm2d(cout), nn.ReLU(),
                                   _conv(cout, cout, k, 1), nn.BatchNorm2d(cout))
-        self.short = (nn.Sequential(_conv(cin, cout, 1, stride), nn.BatchNorm2d(cout))
-                      if cin != cout or stride != 1 else nn.Identity())
+        body = (cout, *_spatial(in_shape, k, stride))
+        self.merge = Merge("add", [body, tuple(in_shape)], None)
 
     def forward(self, x):
-        return F.relu(self.body(x) + self.short(x))
+        return F.relu(self.merge(self.body(x), x))
+
+
+def _res_shape(ins, p):
+    out = _conv_shape(ins, p)
+    return (max(out[0], ins[0][0]), *out[1:])
 
 
 def _res_params(ins, p):
     cin, cout, k = ins[0][0], _out_c(ins[0], p), p["k"]
-    short = cin * cout + 2 * cout if cin != cout or _stride(ins, p) != 1 else 0
-    return cin * cout * k * k + cout * cout * k * k + 4 * cout + short
+    return cin * cout * k * k + cout * cout * k * k + 4 * cout
 
 
 def _res_macs(ins, out, p):
-    cin, cout, k = ins[0][0], out[0], p["k"]
-    short = cin * cout if cin != cout or _stride(ins, p) != 1 else 0
-    return (cin * cout * k * k + cout * cout * k * k + short) * out[1] * out[2]
+    cin, cout, k = ins[0][0], _out_c(ins[0], p), p["k"]
+    return (cin * cout * k * k + cout * cout * k * k) * out[1] * out[2]
 
 
-register_op(Op("res_block", 1, {"C": None, "k": 3, "stride": 1}, _conv_shape,
-               lambda ins, p: ResBlock(ins[0][0], _out_c(ins[0], p), p["k"], _stride(ins, p)),
+register_op(Op("res_block", 1, {"C": None, "k": 3, "stride": 1}, _res_shape,
+               lambda ins, p: ResBlock(ins[0], _out_c(ins[0], p), p["k"], _stride(ins, p)),
                _res_params, _res_macs, weighted=True))
 
 register_op(Op("bn_relu", 1, {}, lambda ins, p: ins[0],

@@ -104,9 +104,11 @@ def _plan(cfg: Config) -> Plan:
         # loading checks the file and columns; --workers N keeps N lookups in flight (the
         # asynchronous path, as with real workers); params/MACs on the fitness column's data set
         shape, classes = nb201_setting(cfg.fitness_column)
-        table = TableEvaluator(cfg.benchmark_table, cfg.fitness_column, cfg.report_column,
-                               slots=max(1, cfg.workers), cost_input=shape, num_classes=classes)
-        return Plan(cfg, plugins, cls, space, seeds, None, ["table"], (cfg.report_column,), table)
+        table = TableEvaluator(cfg.benchmark_table, cfg.fitness_column, cfg.report_column or None,
+                               slots=max(1, cfg.workers), cost_input=shape, num_classes=classes,
+                               genome_type=cfg.genome)
+        report = (cfg.report_column,) if cfg.report_column else ()
+        return Plan(cfg, plugins, cls, space, seeds, None, ["table"], report, table)
     data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
     data.load()  # a missing file, bad npz or offline download fails here, before any write
     from .evaluate.pool import backend  # each backend places its own slots (Ray: the cluster's)

@@ -75,7 +75,8 @@ def digits_run(tmp_path_factory):
 
 def table_args(strategy: str, evaluations: int) -> list[str]:
     return ["--genome", "nb201", "--strategy", strategy, "--population", "6", "--sample-size", "3",
-            "--evaluations", str(evaluations), "--benchmark-table", str(TABLE), "--quiet"]
+            "--evaluations", str(evaluations), "--benchmark-table", str(TABLE),
+            "--report-column", "c10_test_200", "--quiet"]
 
 
 def lineage_plain(run_dir: Path) -> pd.DataFrame:

@@ -24,7 +24,7 @@ def test_shapes_follow_documented_merge_rule():
     shapes = infer_shapes(_mixed(), (3, 32, 32))
     assert shapes["s"] == (12, 16, 16)
     assert shapes["t"] == (28, 16, 16)
-    assert shapes["r"] == (16, 8, 8)
+    assert shapes["r"] == (28, 8, 8)  # res_block: max(C=16, 28 input channels)
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 8, 8), (3, 1, 1)])

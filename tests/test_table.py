@@ -6,7 +6,7 @@ import pytest
 
 from evonas.errors import ConfigError
 from evonas.evaluate.base import Job
-from evonas.evaluate.table import TableEvaluator, nb201_setting
+from evonas.evaluate.table import TableEvaluator, nb201_dataset, nb201_setting
 from evonas.evolve import Search
 from evonas.genome.nb201 import NB201Genome
 
@@ -23,7 +23,7 @@ def csv(tmp_path):
 
 
 def test_lookup_ok_unknown_and_nan(csv):
-    ev = TableEvaluator(csv, slots=2)
+    ev = TableEvaluator(csv, report_column="c10_test_200", slots=2)
     ev.submit(Job(0, NB201Genome.from_string(A)))
     ev.submit(Job(1, NB201Genome(("nor_conv_1x1",) * 6)))
     ev.submit(Job(2, NB201Genome.from_string(B)))
@@ -54,6 +54,37 @@ def test_cost_setting_follows_the_fitness_columns_data_set():
     assert nb201_setting("ImageNet16-120_val") == ((3, 16, 16), 120)
     assert nb201_setting("imgnet16_val_200") == ((3, 16, 16), 120)
     assert nb201_setting("my_metric") == ((3, 32, 32), 10)
+    assert [nb201_dataset(c) for c in ("c10_val_12", "cifar100-valid", "imgnet16_val_200", "my_metric")] == \
+        ["cifar10", "cifar100", "ImageNet16-120", None]
+
+
+def test_report_column_is_optional(tmp_path, csv):
+    ev = TableEvaluator(csv)  # no report column: nothing reported
+    ev.submit(Job(0, NB201Genome.from_string(A)))
+    assert ev.poll()[0].extra == {}
+    bare = tmp_path / "bare.csv"  # a table with only the key and a fitness column
+    bare.write_text(f"arch_str,acc\n{A},50.0\n")
+    ev = TableEvaluator(bare, fitness_column="acc")
+    ev.submit(Job(0, NB201Genome.from_string(A)))
+    r = ev.poll()[0]
+    assert (r.status, r.fitness, r.extra) == ("ok", 50.0, {})
+
+
+def test_any_genome_type_keyed_by_its_string(tmp_path):
+    from evonas.genome.cgp import CGPGenome
+    rng = np.random.default_rng(0)
+    gs = [CGPGenome.sample(rng) for _ in range(3)]
+    p = tmp_path / "cgp.csv"
+    p.write_text("genome,score\n" + "".join(f'"{g.to_string()}",{i}\n' for i, g in enumerate(gs)))
+    ev = TableEvaluator(p, fitness_column="score", genome_type="cgp", key_column="genome")
+    for i, g in enumerate(gs):
+        ev.submit(Job(i, g))
+        assert ev.poll()[0].fitness == float(i)
+    ev.submit(Job(9, NB201Genome.from_string(A)))
+    r = ev.poll()[0]
+    assert r.status == "failed" and "holds cgp architectures, not nb201" in r.reason
+    s = Search(ev, "cgp", strategy="random", seed=0, max_evaluations=3, confirm_hash=False)
+    assert s.run()["evaluations"] == 3  # random cgp genomes are not in the table: failed rows
 
 
 def test_other_columns(csv):
@@ -74,11 +105,13 @@ def test_config_errors(csv, tmp_path):
     bad.write_text("x,c10_val_12,c10_test_200\n1,2,3\n")
     with pytest.raises(ConfigError, match="arch_str"):
         TableEvaluator(bad)
+    with pytest.raises(ConfigError, match="genome_type.*'nope'"):
+        TableEvaluator(csv, genome_type="nope")
 
 
 @pytest.mark.skipif(not REAL.exists(), reason="needs ../shared/data/nb201_cifar10.csv (not shipped)")
 def test_aging_beats_random_on_nb201():
-    ev = TableEvaluator(REAL)
+    ev = TableEvaluator(REAL, report_column="c10_test_200")
     res = {}
     for strategy, args in (("aging", {"population": 10, "sample": 3}), ("random", {})):
         best = []
@@ -89,3 +122,52 @@ def test_aging_beats_random_on_nb201():
             best.append(s.best().value)
         res[strategy] = np.mean(best)
     assert res["aging"] > res["random"] + 0.2, res
+
+
+@pytest.fixture(scope="module")
+def bench_mod():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "search_nb201.py"
+    spec = importlib.util.spec_from_file_location("search_nb201", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def full_table(tmp_path_factory):
+    """Every NB201 cell with made-up C100 columns and a column of no known data set."""
+    import itertools
+
+    import pandas as pd
+    from evonas.genome.nb201 import OPS
+    rng = np.random.default_rng(0)
+    archs = [NB201Genome(o).to_string() for o in itertools.product(OPS, repeat=6)]
+    p = tmp_path_factory.mktemp("t") / "c100.csv"
+    pd.DataFrame({"arch_str": archs, "c100_val_12": rng.random(len(archs)) * 70,
+                  "c100_test_200": rng.random(len(archs)) * 70, "acc": rng.random(len(archs))}).to_csv(p, index=False)
+    return p
+
+
+@pytest.mark.parametrize("args, paper, report", [
+    (["--fitness-column", "c100_val_12"], "71.84 ± 0.99 (REA)", "report c100_test_200"),
+    (["--fitness-column", "acc"], None, "report none"),
+    (["--fitness-column", "acc", "--paper", "ImageNet16-120"], "45.54 ± 1.03 (REA)", "report none"),
+    (["--fitness-column", "c100_val_12", "--report-column", ""], "71.84 ± 0.99 (REA)", "report none"),
+])
+def test_benchmark_paper_figures_per_data_set(bench_mod, full_table, capsys, args, paper, report):
+    bench_mod.main(["--table", str(full_table), *args, "--seeds", "2", "--hit-seeds", "0", "--strategy", "aging"])
+    out = capsys.readouterr().out
+    assert report in out
+    row = next(line for line in out.splitlines() if line.startswith("aging "))
+    if paper:
+        assert paper in row
+    else:
+        assert "REA" not in row and "paper figures: none (unknown data set)" in out
+    assert "93.92" not in out  # never the CIFAR-10 figures beside another data set
+
+
+def test_benchmark_report_column_must_exist(bench_mod, full_table):
+    with pytest.raises(ConfigError, match="report_column"):
+        bench_mod.main(["--table", str(full_table), "--fitness-column", "acc", "--report-column", "c10_test_200",
+                        "--seeds", "1"])

@@ -6,8 +6,13 @@ Pseudocode::
     loop:
         children = [forced_mutation(parent) for _ in range(lambda)]    # evaluated in parallel
         best = first child with the highest fitness
-        if fitness(best) >= fitness(parent): parent = best
+        if fitness(best) > fitness(parent): parent = best    # accept='ties': >=
         else: parent = neutral_mutation(parent)   # same network, fitness kept (not retrained)
+
+``accept``: ``better`` (the authors' ``modified_evolution``: a tie keeps the parent
+and drifts it neutrally) or ``ties`` (a tie also replaces the parent, plain CGP).
+None takes the genome space's ``es_accept`` when it has one (CGP; settable with
+``--space es_accept=ties``), else ``better``.
 
 ``forced_mutation``: the mutation operator named ``forced`` if the genome type
 registers one, else: mutate the child again (weighted operator choice) until its
@@ -29,15 +34,19 @@ from ..operators import operators
 from .base import Proposal, Strategy, register_strategy
 from .toolbox import Member, Variation
 
+ACCEPT = ("better", "ties")  # the same names as CGPSpace.es_accept (genome layer)
+
 
 @register_strategy("es")
 class OnePlusLambda(Strategy):
-    def __init__(self, variation: Variation, lam: int = 2, tries: int = 100):
+    def __init__(self, variation: Variation, lam: int = 2, tries: int = 100, accept: Optional[str] = None):
         super().__init__(variation)
         for field, v in (("lam", lam), ("tries", tries)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError("es", field, v, "must be an integer >= 1")
-        self.lam, self.tries = lam, tries
+        if accept not in (None, *ACCEPT):
+            raise ConfigError("es", "accept", accept, f"must be one of {', '.join(ACCEPT)}")
+        self.lam, self.tries, self.accept = lam, tries, accept
         reg = operators(variation.type)
         self.forced_op = reg.get("forced") if "forced" in reg else None
         self.neutral_op = reg.get("neutral") if "neutral" in reg else None
@@ -86,12 +95,16 @@ class OnePlusLambda(Strategy):
             if c is not best:
                 self._evict(c)
         self.children, self.issued = [], 0
-        if best is not None and best.fitness.wvalues >= self.parent.fitness.wvalues:
+        if best is not None and self._accepts(best.fitness.wvalues, self.parent):
             self._set_parent(best)
         else:
             if best is not None:
                 self._evict(best)
             self.phase = "neutral"
+
+    def _accepts(self, child: tuple, parent: Member) -> bool:
+        rule = self.accept or getattr(parent.genome.space, "es_accept", None) or "better"
+        return child > parent.fitness.wvalues or (rule == "ties" and child == parent.fitness.wvalues)
 
     def _set_parent(self, m: Member) -> None:
         if self.parent is not None and self.parent is not m:

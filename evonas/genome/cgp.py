@@ -36,9 +36,18 @@ node ``FUNC:in0,in1``, then ``out:ID``. Example (rows=2, cols=3, levels_back=2):
 
     C32k3:0,0 max:0,0 / C64k5:1,2 sum:1,2 / cat:3,4 avg:1,3 / out:5
 
-Spaces: ``CGPSpace()`` is the small CPU-friendly default (2 x 8, levels_back 4);
-``PAPER_SPACE`` / ``PAPER_RES_SPACE`` are the paper's CIFAR-10 grid (5 x 30,
-levels_back 10) with ConvSet / ResSet. ``PRESETS`` names them all.
+Spaces: ``CGPSpace()`` is the small CPU-friendly default (2 x 8, levels_back 4,
+no bounds); ``PAPER_SPACE`` / ``PAPER_RES_SPACE`` are the paper's CIFAR-10 grid
+(5 x 30, levels_back 10) with ConvSet / ResSet and the authors' bounds: 10..50
+active nodes (counted as they do, output node included), at most 3 active pools.
+Sampling and forced mutation keep within the bounds; ``es_accept`` is the (1+lambda)-ES
+acceptance rule (``better``: strictly better, the authors'). ``PRESETS`` names them all.
+
+Where evonas departs from the authors' code (sg-nm/cgp-cnn): the head is global
+average pooling + linear (theirs: a linear layer on the flattened last map);
+convolutions have no bias (BN follows each one; their parameter count includes
+the biases); a shape mismatch in a merge max-pools by the size ratio in one step
+(theirs: floor(log2 ratio) 2x2 pools; the same for power-of-two sizes).
 """
 from __future__ import annotations
 
@@ -55,6 +64,10 @@ from .base import Genome, register_genome
 
 MUTATION_RATE = 0.05  # the paper's per-gene mutation probability
 FORCED_TRIES = 100  # point-mutation retries before forced mutation edits a gene directly
+SAMPLE_TRIES = 10_000  # random genomes drawn to find one within the space's bounds
+# (1+lambda)-ES acceptance: 'better' = a child replaces the parent only when strictly
+# better (the authors' modified_evolution), 'ties' = also on a tie (plain CGP's >=).
+ES_ACCEPT = ("better", "ties")
 
 
 @dataclass(frozen=True)
@@ -91,15 +104,26 @@ class CGPSpace:
     levels_back: int = 4
     function_set: str = "ConvSet"
     n_inputs: int = 2
+    min_active: int = 1
+    max_active: int | None = None
+    max_pool: int | None = None
+    es_accept: str = "better"
 
     def check(self) -> None:
-        for name, hi in (("rows", 64), ("cols", 1000), ("levels_back", self.cols), ("n_inputs", 4)):
+        for name, hi in (("rows", 64), ("cols", 1000), ("levels_back", self.cols), ("n_inputs", 4),
+                         ("min_active", self.n_nodes + 1)):
             v, lo = getattr(self, name), 2 if name == "n_inputs" else 1
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= max(hi, lo):
+            if not _is_int(v) or not lo <= v <= max(hi, lo):
                 raise GenomeError("cgp", f"space.{name}", v, f"must be an integer in {lo}..{hi}")
+        for name, lo in (("max_active", self.min_active), ("max_pool", 0)):
+            v = getattr(self, name)
+            if v is not None and (not _is_int(v) or v < lo):
+                raise GenomeError("cgp", f"space.{name}", v, f"must be null (no limit) or an integer >= {lo}")
         if self.function_set not in FUNCTION_SETS:
             raise GenomeError("cgp", "space.function_set", self.function_set,
                               f"unknown function set (known: {', '.join(FUNCTION_SETS)})")
+        if self.es_accept not in ES_ACCEPT:
+            raise GenomeError("cgp", "space.es_accept", self.es_accept, f"must be one of {', '.join(ES_ACCEPT)}")
 
     @property
     def funcs(self) -> tuple[Func, ...]:
@@ -115,8 +139,11 @@ class CGPSpace:
         return (0 if first < 0 else first * self.rows + 1), col * self.rows
 
 
-PAPER_SPACE = CGPSpace(rows=5, cols=30, levels_back=10, function_set="ConvSet")
-PAPER_RES_SPACE = CGPSpace(rows=5, cols=30, levels_back=10, function_set="ResSet")
+# The authors' CIFAR-10 bounds: 10..50 active nodes (exp_main.py of sg-nm/cgp-cnn),
+# at most log2(32) - 2 = 3 active pools (their PyTorch code, sg-nm/cgp-cnn-PyTorch).
+PAPER_BOUNDS = {"min_active": 10, "max_active": 50, "max_pool": 3}
+PAPER_SPACE = CGPSpace(rows=5, cols=30, levels_back=10, function_set="ConvSet", **PAPER_BOUNDS)
+PAPER_RES_SPACE = CGPSpace(rows=5, cols=30, levels_back=10, function_set="ResSet", **PAPER_BOUNDS)
 PRESETS = {"small": CGPSpace(), "small_res": CGPSpace(function_set="ResSet"),
            "paper": PAPER_SPACE, "paper_res": PAPER_RES_SPACE}
 
@@ -156,6 +183,17 @@ class CGPGenome(Genome):
         """Uniform genes (function and inputs) within the levels_back window."""
         sp = space or CGPSpace()
         sp.check()
+        # The authors re-mutate the first parent at rate 1.0 until it lies within
+        # the bounds, i.e. they redraw it: so do we (first draw kept when unbounded).
+        for _ in range(SAMPLE_TRIES):
+            genome = cls._draw(rng, sp)
+            if genome.within_bounds():
+                return genome
+        raise GenomeError("cgp", "space bounds", _bounds(sp),
+                          f"no random genome of {SAMPLE_TRIES} met them: loosen min_active/max_active/max_pool")
+
+    @classmethod
+    def _draw(cls, rng: np.random.Generator, sp: CGPSpace) -> "CGPGenome":
         nodes = []
         for k in range(sp.n_nodes):
             lo, hi = sp.input_range(k // sp.rows)
@@ -180,6 +218,23 @@ class CGPGenome(Genome):
                 seen.add(i)
                 stack.extend(self.used_inputs(i))
         return tuple(sorted(seen))
+
+    def count_active(self) -> int:
+        """Active nodes as the authors count them (``count_active_node``): the
+        active grid nodes plus the output node."""
+        return len(self.active_nodes()) + 1
+
+    def count_pools(self) -> int:
+        """Active pooling nodes (``max`` / ``avg``), the authors' ``check_pool``."""
+        funcs = self.space.funcs
+        return sum(funcs[self.nodes[i - 1][0]].op.endswith("_pool") for i in self.active_nodes())
+
+    def within_bounds(self) -> bool:
+        """Active-node count in [min_active, max_active] and pools <= max_pool
+        (the space's bounds; None = no limit)."""
+        sp, n = self.space, self.count_active()
+        return (n >= sp.min_active and (sp.max_active is None or n <= sp.max_active)
+                and (sp.max_pool is None or self.count_pools() <= sp.max_pool))
 
     def active_genes(self) -> list[tuple[int, int]]:
         """``(k, pos)`` of every gene that shapes the network: ``k`` = id - 1 (``k =
@@ -221,8 +276,16 @@ class CGPGenome(Genome):
         return g
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _bounds(sp: CGPSpace) -> str:
+    return f"min_active={sp.min_active} max_active={sp.max_active} max_pool={sp.max_pool}"
+
+
 def _check_int(field: str, v: object, lo: int, hi: int, why: str) -> None:
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+    if not _is_int(v) or not lo <= v <= hi:
         raise GenomeError("cgp", field, v, f"must be an integer in {lo}..{hi} ({why})")
 
 
@@ -314,11 +377,13 @@ def mut_neutral(genome: CGPGenome, rng: np.random.Generator, rate: float = MUTAT
 def mut_forced(genome: CGPGenome, rng: np.random.Generator, rate: float = MUTATION_RATE,
                tries: int = FORCED_TRIES) -> CGPGenome:
     """The paper's forced mutation: point mutation of the parent, repeated until the
-    network changes. The paper checks "an active gene changed"; we check the
-    decoded graph's hash instead, because rewiring to a duplicate node is an active
-    change with an identical network. After ``tries`` attempts one active gene is
-    edited directly (changing an active function always changes the network), so
-    this always terminates; GenomeError only if no single edit changes the hash."""
+    network changes and the child lies within the space's bounds (active nodes,
+    pools; the authors' code). The paper checks "an active gene changed"; we check
+    the decoded graph's hash instead, because rewiring to a duplicate node is an
+    active change with an identical network. After ``tries`` attempts one active
+    gene is edited directly (changing an active function always changes the
+    network), so this terminates; GenomeError if no single edit changes the hash
+    within the bounds."""
     h = genome.arch_hash()
     parent_genes, active = _genes(genome), genome.active_genes()
     for _ in range(tries):
@@ -327,7 +392,7 @@ def mut_forced(genome: CGPGenome, rng: np.random.Generator, rate: float = MUTATI
         # no active gene changed -> same network for sure: skip the decode + hash
         if all(child_genes[k][p] == parent_genes[k][p] for k, p in active):
             continue
-        if child.arch_hash() != h:
+        if child.within_bounds() and child.arch_hash() != h:
             return child
     sp = genome.space
     for a in rng.permutation(len(active)):
@@ -339,7 +404,7 @@ def mut_forced(genome: CGPGenome, rng: np.random.Generator, rate: float = MUTATI
                 continue
             genes[k][pos] = int(v)
             child = _assemble(genome, genes)
-            if child.arch_hash() != h:
+            if child.within_bounds() and child.arch_hash() != h:
                 return child
     raise GenomeError("cgp", "forced mutation", genome.to_string(),
-                      "no single active-gene change alters the network")
+                      f"no single active-gene change alters the network within {_bounds(sp)}")

@@ -9,6 +9,16 @@ The genome keeps the 6 ops in that order: edges (0,1), (0,2), (1,2), (0,3), (1,3
 Macro skeleton (the paper's): conv3x3-BN stem with C channels, three stages of N
 cells (C, 2C, 4C channels) joined by residual reduction blocks, BN-ReLU, then the
 compiler's global-pool + linear head.
+
+``decode`` is the official network (``TinyNetwork`` with ``InferCell`` in
+AutoDL-Projects): every edge is built, ``none`` as a ``zero`` node, so a conv that
+reads an all-zero node is still there. That matters: after training its BN adds a
+learned constant, and the benchmark's params/FLOPs count it. ``genome_cost`` then
+equals the published params for every cell; NB201's FLOPs are ``cost.macs +
+num_classes`` (its counter adds the classifier bias; evonas counts MACs only).
+The hash (``arch_hash``) stays on the pruned cell (``cell()``): edges reading an
+all-zero node dropped: cells that compute the same function at initialisation
+(BN bias 0, so a conv of zeros gives zeros) share a hash.
 """
 from __future__ import annotations
 
@@ -26,7 +36,7 @@ from .base import Genome, register_genome, space_to_dict
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
-_IR = {"skip_connect": ("identity", {}), "nor_conv_1x1": ("relu_conv_bn", {"k": 1}),
+_IR = {"none": ("zero", {}), "skip_connect": ("identity", {}), "nor_conv_1x1": ("relu_conv_bn", {"k": 1}),
        "nor_conv_3x3": ("relu_conv_bn", {"k": 3}), "avg_pool_3x3": ("avg_pool", {"k": 3, "stride": 1})}
 
 
@@ -84,13 +94,21 @@ class NB201Genome(Genome):
             if stage:
                 x = _reduction(g, f"r{stage}", x, c)
             for k in range(N):
-                x = _add_cell(g, self.ops, f"s{stage}c{k}", x, c)
+                x = _add_full_cell(g, self.ops, f"s{stage}c{k}", x, c)
         x = add_node(g, "lastact", "bn_relu", [x])
         add_node(g, "output", "output", [x])
-        return prune(g)
+        return g
 
     def hash_graph(self) -> nx.DiGraph:
         return self.cell()
+
+    def cost_terms(self) -> tuple["NB201Genome", tuple["NB201Genome", ...]]:
+        """Params and MACs are additive over edges: every edge of a stage maps the
+        same (C, H, W) to the same shape whatever the ops, so each edge adds its op's
+        cost independently. Hence cost = cost(all-none) + sum over edges e of
+        cost(only e) - cost(all-none); ``compile.genome_cost`` uses this."""
+        return _single(self.space, -1, "none"), tuple(
+            _single(self.space, e, op) for e, op in enumerate(self.ops) if op != "none")
 
     def arch_hash(self) -> str:
         # The network is a fixed function of (cell, space): hashing the cell is
@@ -102,6 +120,12 @@ class NB201Genome(Genome):
 def _cell_hash(ops: tuple[str, ...], space: tuple) -> str:
     tag = hashlib.sha256(repr(space).encode()).hexdigest()[:4]
     return arch_hash(NB201Genome(ops).cell())[:12] + tag
+
+
+@lru_cache(maxsize=None)
+def _single(space: NB201Space, e: int, op: str) -> NB201Genome:
+    """The cell with op ``op`` on edge ``e`` (-1: none) and ``none`` elsewhere."""
+    return NB201Genome(tuple(op if k == e else "none" for k in range(6)), space)
 
 
 def _parse(s: str) -> tuple[str, ...]:
@@ -125,18 +149,33 @@ def _parse(s: str) -> tuple[str, ...]:
     return tuple(ops)
 
 
+def _edge(g: nx.DiGraph, prefix: str, i: int, j: int, op: str, src: str, C: int | None) -> str:
+    ir_op, params = _IR[op]
+    if ir_op == "relu_conv_bn":
+        params = {**params, "C": C}
+    return add_node(g, f"{prefix}_e{i}{j}", ir_op, [src], **params)
+
+
+def _add_full_cell(g: nx.DiGraph, ops, prefix: str, x: str, C: int) -> str:
+    """The official InferCell: node j = sum of every edge i->j, ``none`` included
+    (a ``zero`` node), so nothing is pruned and every node reaches node 3."""
+    nodes = [x]
+    for j in (1, 2, 3):
+        terms = [_edge(g, prefix, i, j, op, nodes[i], C) for (i, jj), op in zip(EDGES, ops) if jj == j]
+        nodes.append(add_node(g, f"{prefix}_n{j}", "add", terms))
+    return nodes[3]
+
+
 def _add_cell(g: nx.DiGraph, ops, prefix: str, x: str, C: int | None) -> str:
-    """Add one cell reading ``x``; return its output node (node 3's sum)."""
+    """Add the pruned cell (for hashing) reading ``x``: edges that read an all-zero
+    node are left out; return its output node (node 3's sum)."""
     alive = {0: x}  # node index -> IR node id, for nodes that carry a non-zero value
     for j in (1, 2, 3):
         terms = []
         for (i, jj), op in zip(EDGES, ops):
             if jj != j or op == "none" or i not in alive:
                 continue
-            ir_op, params = _IR[op]
-            if ir_op == "relu_conv_bn":
-                params = {**params, "C": C}
-            terms.append(add_node(g, f"{prefix}_e{i}{j}", ir_op, [alive[i]], **params))
+            terms.append(_edge(g, prefix, i, j, op, alive[i], C))
         if terms:
             alive[j] = add_node(g, f"{prefix}_n{j}", "add", terms)
     if 3 not in alive:  # every path is 'none': the cell outputs zeros
