@@ -77,9 +77,13 @@ PRESETS = {  # name -> (strategy, strategy_args, mutation, dedup, count_duplicat
     "random-dedup": ("random", {}, None, "reuse", False),
     "aging-novel": ("aging-novel", REA, REF_MUT, "off", True),
     "aging-novel-best": ("aging-novel-best", REA, REF_MUT, "off", True),  # = aging-novel, greedy=1
+    # issue 17: predictor-assisted and the seed papers' own strategies
+    "surrogate": ("surrogate", {**REA, "base": "aging-novel-best", "candidates": 24,
+                                "screen_args": {"refit_every": 2, "predictor_args": {"steps": 30}}}, REF_MUT, "off", True),
+    "reinforce": ("reinforce", {"lr": 0.01, "momentum": 0.9}, None, "off", True),
 }
 DEFAULT = ["aging", "random", "aging-dedup", "aging-resample", "aging-novel", "aging-novel-best"]
-PAPER = {"aging": "93.92 ± 0.30 (REA)", "random": "93.70 ± 0.36 (RS)"}
+PAPER = {"aging": "93.92 ± 0.30 (REA)", "random": "93.70 ± 0.36 (RS)", "reinforce": "93.85 ± 0.37 (REINFORCE)"}
 
 
 def one_run(ev, preset, seed, budget, target=None):
