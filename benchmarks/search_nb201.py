@@ -36,6 +36,9 @@ the population's best (``aging-novel`` with ``greedy=1``), mutation ``edge_op_by
 evaluations, duplicates impossible (see ``evonas/evolve/aging_novel.py``).
 
 "s" / "cpu s": wall and CPU seconds of the ``--seeds`` runs (hitting runs excluded).
+"ms/prop": driver CPU milliseconds per counted evaluation (cpu s / (seeds x budget)):
+everything the driver does per proposal (strategy, predictor refits, engine, table
+lookup); a predictor's overhead is its row minus its base strategy's row.
 "sem": standard error of the mean, std / sqrt(seeds).
 
 "dup frac": children whose network an earlier child of the same run already had
@@ -125,7 +128,7 @@ def main(argv=None) -> None:
           f"best-fitness arch {best_str} ({a.report_column} {ev.table[best_str][1]:.2f}); "
           f"optimum {a.report_column} {max(v[1] for v in ev.table.values()):.2f}")
     # sem: standard error of the mean over seeds (std / sqrt(seeds)), to judge a gap to the paper
-    print(f"{'strategy':<17} {'mean ± std':>16} {'sem':>5} {'paper':>20} {'dup frac':>9} {'median hit':>11} {'s':>6} {'cpu s':>6}")
+    print(f"{'strategy':<17} {'mean ± std':>16} {'sem':>5} {'paper':>20} {'dup frac':>9} {'median hit':>11} {'s':>6} {'cpu s':>6} {'ms/prop':>8}")
     for preset in a.strategy or DEFAULT:
         t, cpu = time.perf_counter(), time.process_time()
         reps, dups, kids = [], 0, 0
@@ -139,7 +142,7 @@ def main(argv=None) -> None:
         reps = np.array(reps, dtype=float)
         sem = np.nanstd(reps) / math.sqrt(max(1, np.isfinite(reps).sum()))
         print(f"{preset:<17} {np.nanmean(reps):>8.2f} ± {np.nanstd(reps):<5.2f} {sem:>5.3f} {PAPER.get(preset, ''):>20} "
-              f"{dups / max(kids, 1):>9.3f} {med:>11.0f} {secs:>6.1f} {cpu:>6.1f}", flush=True)
+              f"{dups / max(kids, 1):>9.3f} {med:>11.0f} {secs:>6.1f} {cpu:>6.1f} {1000 * cpu / max(1, a.seeds * a.budget):>8.2f}", flush=True)
 
 
 if __name__ == "__main__":
