@@ -76,7 +76,7 @@ def _cgp():
     return (lambda sp: [n for _, n in ranges(sp)], to, back)
 
 
-CHOICES = {"nb201": _nb201, "genetic_cnn": _genetic_cnn, "cgp": _cgp}
+CHOICES = {"nb201": _nb201, "genetic-cnn": _genetic_cnn, "cgp": _cgp}
 
 
 class Adam:
