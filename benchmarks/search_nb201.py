@@ -84,6 +84,8 @@ PRESETS = {  # name -> (strategy, strategy_args, mutation, dedup, count_duplicat
     "surrogate": ("surrogate", {**REA, "base": "aging-novel-best", "candidates": 24,
                                 "screen_args": {"refit_every": 2, "predictor_args": {"steps": 30}}}, REF_MUT, "off", True),
     "reinforce": ("reinforce", {"lr": 0.01, "momentum": 0.9}, None, "off", True),
+    "pvll": ("pvll", {"population": 10}, REF_MUT, "off", True),
+    "nao": ("nao", {"population": 10}, REF_MUT, "off", True),
 }
 DEFAULT = ["aging", "random", "aging-dedup", "aging-resample", "aging-novel", "aging-novel-best"]
 PAPER = {"aging": "93.92 ± 0.30 (REA)", "random": "93.70 ± 0.36 (RS)", "reinforce": "93.85 ± 0.37 (REINFORCE)"}

@@ -125,3 +125,11 @@ class MLPEnsemble(Predictor):
         self.params = [np.array(p) for p in d["params"]]
         self.moments = [[np.array(m), np.array(v)] for m, v in d["moments"]]
         self.t, self.mu, self.sigma = d["t"], d["mu"], d["sigma"]
+
+    def input_grad(self, x: np.ndarray) -> np.ndarray:
+        """d mean prediction / d x at one point ``x`` (d,), in fitness units: what
+        PVLL descends (the landscape's slope)."""
+        W1, b1, W2, _ = self.params
+        active = (x @ W1 + b1) > 0                      # (E, H)
+        g = np.einsum("edh,eh->ed", W1, W2 * active)   # (E, d)
+        return g.mean(0) * self.sigma
