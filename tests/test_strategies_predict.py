@@ -22,7 +22,12 @@ CASES = [("nb201", "reinforce", {}), ("nb201", "surrogate", {"population": 5, "s
                                                             "screen_args": {"min_data": 4}}),
          ("cgp", "reinforce", {}), ("genetic-cnn", "reinforce", {}), ("tree", "reinforce", {"population": 3}),
          ("tree", "surrogate", {"base": "aging", "population": 4, "sample": 2, "candidates": 3,
-                                "screen_args": {"min_data": 3}})]
+                                "screen_args": {"min_data": 3}}),
+         ("nb201", "pvll", {"population": 4}), ("cgp", "pvll", {"population": 4}),
+         ("tree", "pvll", {"population": 4, "candidates": 4}),
+         ("nb201", "nao", {"population": 4, "model_args": {"epochs": 5, "epochs_first": 20}}),
+         ("genetic-cnn", "nao", {"population": 4, "model_args": {"epochs": 5, "epochs_first": 20}}),
+         ("tree", "nao", {"population": 4, "candidates": 4})]
 
 
 def run(gtype, strategy, args, seed=3, n=16, on_checkpoint=None, state=None):
