@@ -36,6 +36,9 @@ the population's best (``aging-novel`` with ``greedy=1``), mutation ``edge_op_by
 evaluations, duplicates impossible (see ``evonas/evolve/aging_novel.py``).
 
 "s" / "cpu s": wall and CPU seconds of the ``--seeds`` runs (hitting runs excluded).
+"ms/prop": driver CPU milliseconds per counted evaluation (cpu s / (seeds x budget)):
+everything the driver does per proposal (strategy, predictor refits, engine, table
+lookup); a predictor's overhead is its row minus its base strategy's row.
 "sem": standard error of the mean, std / sqrt(seeds).
 
 "dup frac": children whose network an earlier child of the same run already had
@@ -87,10 +90,17 @@ PRESETS = {  # name -> (strategy, strategy_args, mutation, dedup, count_duplicat
     "random-dedup": ("random", {}, None, "reuse", False),
     "aging-novel": ("aging-novel", REA, REF_MUT, "off", True),
     "aging-novel-best": ("aging-novel-best", REA, REF_MUT, "off", True),  # = aging-novel, greedy=1
+    # issue 17: predictor-assisted and the seed papers' own strategies
+    "surrogate": ("surrogate", {**REA, "base": "aging-novel-best", "candidates": 24,
+                                "screen_args": {"refit_every": 2, "predictor_args": {"steps": 30}}}, REF_MUT, "off", True),
+    "reinforce": ("reinforce", {"lr": 0.01, "momentum": 0.9}, None, "off", True),
+    "pvll": ("pvll", {"population": 10}, REF_MUT, "off", True),
+    "nao": ("nao", {"population": 10}, REF_MUT, "off", True),
 }
 DEFAULT = ["aging", "random", "aging-dedup", "aging-resample", "aging-novel", "aging-novel-best"]
 # NB201 Table 5, test accuracy (%) per data set: REA and RS
-PAPER = {"cifar10": {"aging": "93.92 ± 0.30 (REA)", "random": "93.70 ± 0.36 (RS)"},
+PAPER = {"cifar10": {"aging": "93.92 ± 0.30 (REA)", "random": "93.70 ± 0.36 (RS)",
+                     "reinforce": "93.85 ± 0.37 (REINFORCE)"},
          "cifar100": {"aging": "71.84 ± 0.99 (REA)", "random": "71.04 ± 1.07 (RS)"},
          "ImageNet16-120": {"aging": "45.54 ± 1.03 (REA)", "random": "44.57 ± 1.25 (RS)"}}
 
@@ -153,7 +163,7 @@ def main(argv=None) -> None:
           f"optimum {shown} {max(v[idx] for v in ev.table.values()):.2f}; "
           f"paper figures: {a.paper or nb201_dataset(a.fitness_column) or 'none (unknown data set)'}")
     # sem: standard error of the mean over seeds (std / sqrt(seeds)), to judge a gap to the paper
-    print(f"{'strategy':<17} {'mean ± std':>16} {'sem':>5} {'paper':>20} {'dup frac':>9} {'median hit':>11} {'s':>6} {'cpu s':>6}")
+    print(f"{'strategy':<17} {'mean ± std':>16} {'sem':>5} {'paper':>20} {'dup frac':>9} {'median hit':>11} {'s':>6} {'cpu s':>6} {'ms/prop':>8}")
     for preset in a.strategy or DEFAULT:
         t, cpu = time.perf_counter(), time.process_time()
         reps, dups, kids = [], 0, 0
@@ -167,7 +177,7 @@ def main(argv=None) -> None:
         reps = np.array(reps, dtype=float)
         sem = np.nanstd(reps) / math.sqrt(max(1, np.isfinite(reps).sum()))
         print(f"{preset:<17} {np.nanmean(reps):>8.2f} ± {np.nanstd(reps):<5.2f} {sem:>5.3f} {paper.get(preset, ''):>20} "
-              f"{dups / max(kids, 1):>9.3f} {med:>11.0f} {secs:>6.1f} {cpu:>6.1f}", flush=True)
+              f"{dups / max(kids, 1):>9.3f} {med:>11.0f} {secs:>6.1f} {cpu:>6.1f} {1000 * cpu / max(1, a.seeds * a.budget):>8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ class Config:
     sample_size: int = _f(0, "tournament sample size S (1..population; 0 = ceil(population / 4): "
                           "25 for P=100 as Real et al., 3 for P=10 as the NAS-Bench-201 protocol)")
     strategy: str = _f("aging", "search strategy (built-in: aging, random, es, generational, nsga2)")
+    surrogate: str = _f("", "pre-screen the children of --strategy (issue 17): mlp (MLP-ensemble predictor "
+                        "of fitness) or naswot (zero-cost NASWOT score, real training only); '' = off")
     evaluations: int = _f(300, "budget: number of TRAINED networks (>= 1; failed trials count, duplicates "
                           "of an earlier network do not: see --max-duplicates)")
     max_duplicates: int = _f(0, "budget: duplicate children (a network already evaluated, its result "
@@ -314,6 +316,16 @@ def check_names(c: Config) -> None:
     if c.strategy not in STRATEGIES:
         raise ConfigError("config", "strategy", c.strategy,
                           f"unknown strategy (known: {', '.join(STRATEGIES.names())})")
+    if c.surrogate:
+        from .evolve.surrogate import _screens
+        if c.surrogate not in _screens():
+            raise ConfigError("config", "surrogate", c.surrogate,
+                              f"unknown surrogate (known: {', '.join(_screens().names())})")
+        if c.strategy == "surrogate" or STRATEGIES.get(c.strategy).pareto:
+            raise ConfigError("config", "surrogate", c.surrogate,
+                              f"cannot wrap strategy {c.strategy} (needs a one-objective strategy)")
+        if c.surrogate == "naswot" and c.benchmark_table:
+            raise ConfigError("config", "surrogate", c.surrogate, "needs real training (not --benchmark-table)")
     if c.genome not in GENOMES:
         raise ConfigError("config", "genome", c.genome,
                           f"unknown genome type (known: {', '.join(GENOMES.names())})")

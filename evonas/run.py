@@ -146,7 +146,7 @@ def _evaluator(plan: Plan, **train):
     return backend(cfg.backend).open(plan.data, tc, plan.slots, cfg.ray_address)
 
 
-def _strategy_args(cfg: Config) -> dict:
+def _strategy_args(cfg: Config, plan: Plan) -> dict:
     """Population and tournament size, for the strategies whose constructor takes
     them (plug-in strategies included)."""
     import inspect
@@ -154,7 +154,11 @@ def _strategy_args(cfg: Config) -> dict:
     from .evolve.base import STRATEGIES
     accepted = inspect.signature(STRATEGIES.get(cfg.strategy).__init__).parameters
     offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
-    return {k: v for k, v in offered.items() if k in accepted}
+    args = {k: v for k, v in offered.items() if k in accepted}
+    if cfg.surrogate:  # --surrogate NAME: the surrogate middleware wraps --strategy
+        screen_args = {"data": plan.data, "seed": cfg.seed} if cfg.surrogate == "naswot" else {}
+        return {"base": cfg.strategy, "base_args": args, "screen": cfg.surrogate, "screen_args": screen_args}
+    return args
 
 
 def _search(plan: Plan, paths, quiet: bool) -> int:
@@ -174,8 +178,9 @@ def _search(plan: Plan, paths, quiet: bool) -> int:
         print(f"[evonas] {paths.root}: {_where(plan)}", file=sys.stderr, flush=True)
     evaluator = _evaluator(plan)
     try:
-        search = Search(evaluator, cfg.genome, space=plan.space, strategy=cfg.strategy,
-                        strategy_args=_strategy_args(cfg), mutation=list(cfg.mutations) or None,
+        search = Search(evaluator, cfg.genome, space=plan.space,
+                        strategy="surrogate" if cfg.surrogate else cfg.strategy,
+                        strategy_args=_strategy_args(cfg, plan), mutation=list(cfg.mutations) or None,
                         seed=cfg.seed, max_evaluations=cfg.evaluations, max_duplicates=cfg.max_duplicates or None,
                         max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
                         weights_dir=None if plan.data is None else str(paths.weights),

@@ -1,6 +1,6 @@
 """Evolution: DEAP toolbox (``toolbox``), strategies (one module each: ``aging``, ``aging_novel``,
 ``generational``, ``es``, ``random_search``, ``nsga2``) and the ``Search`` engine."""
-from . import aging, aging_novel, es, generational, nsga2, random_search  # noqa: F401  (register strategies)
+from . import aging, aging_novel, es, generational, nao, nsga2, pvll, random_search, reinforce, surrogate  # noqa: F401  (register strategies)
 from .base import STRATEGIES, Proposal, Strategy, register_strategy
 from ..evaluate.base import INHERIT
 from .dedup import DEDUP
