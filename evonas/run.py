@@ -3,13 +3,19 @@
 Order of work, so that bad input loses nothing: parse flags -> read the config
 file -> load plug-ins -> check every name, file, dataset and device -> only then
 create (or, on resume, touch) the run directory -> search -> export ``best/``.
-User mistakes exit with code 2 and one line on stderr; Ctrl-C exits 130 with the
-last checkpoint intact (continue with ``--resume RUN_DIR``).
+User mistakes exit with code 2 and one line on stderr; Ctrl-C exits 130 and
+SIGTERM 143, each with one line, the workers ended and the last checkpoint intact
+(continue with ``--resume RUN_DIR``). The run directory is locked for the run's
+life (``store.rundir.RunLock``); on resume every file read from it is checked
+before anything is written to it (``store.resume``). A full disk stops the run
+with one line and exit 2.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -62,25 +68,70 @@ class Plan:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from . import stops
     args = parser().parse_args(argv)  # argparse itself exits 2 on malformed flags
-    return cli_exit_code(lambda: _run(args, list(sys.argv if argv is None else argv)),
-                         "interrupted: the last checkpoint is kept; continue with --resume")
+    restore = stops.install()
+    try:
+        return cli_exit_code(lambda: _guarded(args, list(sys.argv if argv is None else argv)),
+                             "interrupted: the last checkpoint is kept; continue with --resume")
+    finally:
+        restore()
+
+
+def _guarded(args: argparse.Namespace, argv: list) -> int:
+    """``_run`` with the two ways a run stops that are no user mistake: a stop
+    signal (one line, 130/143) and a full disk (one line naming the file, 2)."""
+    from .stops import Stop
+    from .store.rundir import DISK_FULL, storage_error
+    try:
+        return _run(args, argv)
+    except Stop as e:
+        print(f"\nstopped by {e}: workers ended, the last checkpoint is kept; continue with --resume",
+              file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        print(f"error: {storage_error(e)}", file=sys.stderr)
+        return 2
 
 
 def _run(args: argparse.Namespace, argv: list) -> int:
-    from .store.rundir import (create_run_dir, load_state, open_for_resume, record_resume, utc_now)
+    from .store.rundir import RunLock, create_run_dir, utc_now
     overrides = overrides_from_args(args)
     if args.resume:
-        cfg, paths = open_for_resume(args.resume, overrides, args.config)
-    else:
-        cfg = Config.from_sources(args.config, overrides).resolved(utc_now().replace(":", "").replace("-", "")[:15])
+        lock = _lock(args.resume)  # before reading: another process may be writing it
+        try:
+            return _resume(args, argv, overrides)
+        finally:
+            lock.release()
+    cfg = Config.from_sources(args.config, overrides).resolved(utc_now().replace(":", "").replace("-", "")[:15])
     plan = _plan(cfg)
-    if args.resume:
-        state = load_state(paths)
-        record_resume(paths, cfg, argv)
-    else:
-        paths, state = create_run_dir(cfg.run_dir, cfg, argv, plan.plugins, plan.extra_columns), None
-    return _search(plan, paths, state, args.quiet)
+    paths = create_run_dir(cfg.run_dir, cfg, argv, plan.plugins, plan.extra_columns)
+    lock = RunLock(paths.root)
+    try:
+        return _search(plan, paths, None, args.quiet)
+    finally:
+        lock.release()
+
+
+def _resume(args: argparse.Namespace, argv: list, overrides: dict) -> int:
+    from .store.rundir import load_state, open_for_resume, record_resume
+    cfg, paths = open_for_resume(args.resume, overrides, args.config)
+    plan = _plan(cfg)
+    state = load_state(paths)
+    # the resume is recorded (config.json, manifest.json) once the checkpoint has been checked
+    return _search(plan, paths, state, args.quiet, lambda: record_resume(paths, cfg, argv))
+
+
+def _lock(path: str):
+    """Lock a run directory to resume (a missing one is reported by open_for_resume)."""
+    from .store.rundir import RunLock
+
+    class NoLock:
+        def release(self):
+            pass
+    return RunLock(path) if os.path.isdir(path) else NoLock()
 
 
 def _plan(cfg: Config) -> Plan:
@@ -89,6 +140,10 @@ def _plan(cfg: Config) -> Plan:
     from .genome import GENOMES, load_genome
     from .genome.base import space_from_dict
     from .plugins import load_plugin
+    from . import plugins as plugin_mod
+    _check_finite(cfg)
+    # a plug-in call may run as long as the whole search, no longer
+    plugin_mod.CALL_LIMIT_S = cfg.time_budget or plugin_mod.CALL_LIMIT_S
     plugins = [load_plugin(spec) and spec for spec in cfg.plugins]
     check_names(cfg)
     cls = GENOMES.get(cfg.genome)
@@ -116,6 +171,15 @@ def _plan(cfg: Config) -> Plan:
     else:
         slots = select_slots(cfg.devices, cfg.workers, cfg.trials_per_device)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
+
+
+def _check_finite(cfg: Config) -> None:
+    """inf and NaN pass every ``>= 0`` rule (``--time-budget 1e999``, ``--lr inf``);
+    no setting is meaningful with one."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError("config", f.name, v, "must be a finite number")
 
 
 def _check_space(cls, space, cfg: Config) -> None:
@@ -162,18 +226,21 @@ def _strategy_args(cfg: Config) -> dict:
     return {k: v for k, v in offered.items() if k in accepted}
 
 
-def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
+def _search(plan: Plan, paths, state: Optional[dict], quiet: bool, on_start=None) -> int:
+    """Run the search into ``paths``. On resume (``state``), the checkpoint is checked
+    against the lineage and the weights files before anything is written; only then
+    is the lineage's torn tail repaired and ``on_start`` (recording the resume) run."""
     from .evolve import Search
     from .report import export_best, format_summary, summarize
     from .lineage import load_lineage
-    from .store.lineage import LineageWriter, read_records
+    from .store.lineage import read_records
     from .store.rundir import save_state
     cfg = plan.cfg
     rows = read_records(paths.lineage)
-    writer = LineageWriter(paths.lineage, plan.extra_columns)  # repairs a torn last line
     progress = Progress(cfg.evaluations, quiet, already=len(rows))
     from .html_report import CurveWriter, Refresher
     curves, refresh = CurveWriter(paths.root), Refresher(paths.root, REPORT_EVERY_S)
+    sink = Sink(paths, plan.extra_columns, progress)
     if not quiet:
         print(f"[evonas] {paths.root}: {_where(plan)}", file=sys.stderr, flush=True)
     evaluator = _evaluator(plan)
@@ -182,22 +249,22 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool) -> int:
                         strategy_args=_strategy_args(cfg), mutation=list(cfg.mutations) or None,
                         seed=cfg.seed, max_evaluations=cfg.evaluations,
                         max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
-                        weights_dir=None if plan.data is None else str(paths.weights),
-                        on_record=lambda r: (writer.write(r, sync=False), curves(r), progress.update(r),
-                                             refresh()),
-                        on_checkpoint=Checkpointer(paths, writer), checkpoint_every_s=CHECKPOINT_EVERY_S,
+                        weights_dir=None if plan.data is None else str(paths.weights.resolve()),
+                        on_record=lambda r: (sink.record(r), curves(r), refresh()), on_checkpoint=sink.checkpoint,
+                        checkpoint_every_s=CHECKPOINT_EVERY_S,
                         seed_genomes=plan.seeds, ordered=cfg.result_order == "submission")
         if state is not None:
-            search.load_state_dict(state)
-        done = state["counters"]["births"] if state else 0
-        search.replay([r for r in rows if int(r["birth"]) >= done])
+            _restore(search, state, rows, paths)
+        sink.open()  # the first write: repairs a torn last line of the lineage
+        if on_start is not None:
+            on_start()
         summary = search.run()
-        writer.sync()
+        sink.writer.sync()
         save_state(paths, search.state_dict())
     finally:
         progress.close()
         evaluator.close()
-        writer.close()
+        sink.close()
         curves.close()
     best = summary.get("best")
     if best:
@@ -281,20 +348,59 @@ REPORT_EVERY_S = 30.0  # seconds between rewrites of report.html during a run (w
 CHECKPOINT_EVERY_S = 1.0  # seconds between checkpoints (0: after every individual)
 
 
-class Checkpointer:
-    """The engine's ``on_checkpoint`` (called at most every ``CHECKPOINT_EVERY_S``):
-    fsyncs the lineage, then writes state.json, so the checkpoint is never ahead of
-    the lineage on disk. Rows written after the last checkpoint are replayed on
-    resume (``Search.replay``), not re-run, so spacing checkpoints loses nothing;
-    it keeps a 10,000-evaluation table run from writing 10,000 growing JSON files."""
+def _restore(search, state: dict, rows: list, paths) -> None:
+    """Load a checkpoint into ``search``; anything in it that does not fit this run
+    is one ConfigError naming state.json (nothing has been written yet)."""
+    from .store.resume import check_checkpoint
+    check_checkpoint(state, rows, paths.root)
+    try:
+        search.load_state_dict(state)
+    except EvonasError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise ConfigError(f"resume {paths.root}", "state.json", f"{type(e).__name__}: {e}",
+                          "valid JSON but not a checkpoint of this run") from None
+    done = state["counters"]["births"]
+    search.replay([r for r in rows if int(r["birth"]) >= done])
 
-    def __init__(self, paths, writer):
-        self.paths, self.writer = paths, writer
 
-    def __call__(self, state: dict) -> None:
+class Sink:
+    """Where the engine's rows and checkpoints go. Opened (the lineage writer, which
+    repairs a torn tail) only after a resumed checkpoint has been checked. A failed
+    row that says the disk is full, or that a parent's weights file is missing or
+    does not fit its network, stops the run after it is written: every later
+    child would fail the same way."""
+
+    def __init__(self, paths, extra_columns, progress):
+        self.paths, self.extra_columns, self.progress = paths, extra_columns, progress
+        self.writer = None
+
+    def open(self) -> None:
+        from .store.lineage import LineageWriter
+        self.writer = LineageWriter(self.paths.lineage, self.extra_columns)
+
+    def record(self, row: dict) -> None:
+        self.writer.write(row, sync=False)
+        self.progress.update(row)
+        reason = str(row.get("reason") or "")
+        if row.get("status") == "failed" and ("[Errno 28]" in reason or "No space left" in reason):
+            from .store.rundir import StorageError
+            raise StorageError(f"disk full: a worker could not write weights into {self.paths.weights} "
+                               f"(individual {row.get('id')}); the run stopped (free space, then --resume)")
+        if row.get("status") == "failed" and reason.startswith("parent weights:"):
+            raise ConfigError(str(self.paths.root), "parent weights", row.get("id"),
+                              f"{reason} (the run directory is damaged)")
+
+    def checkpoint(self, state: dict) -> None:
+        """fsync the lineage, then write state.json: the checkpoint is never ahead
+        of the lineage on disk."""
         from .store.rundir import save_state
         self.writer.sync()
         save_state(self.paths, state)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 class Progress:

@@ -195,22 +195,23 @@ def _build(job: Job, g, data: Data, device: str, cfg: TrainConfig):
     model = compile_graph(g, data.input_shape, data.num_classes, seed=job.seed)
     report = None
     if job.inherit != "none" and job.parent_weights and job.parent_genome is not None:
-        report = _inherit(job, model)
+        report = _inherit(job, model, data)
     model = model.to(device)
     if cfg.modes(device)[1]:
         model = model.to(memory_format=torch.channels_last)
     return model, report
 
 
-def _inherit(job: Job, model):
+def _inherit(job: Job, model, data: Data):
     """Load the parent's safetensors and apply ``evonas.inherit.inherit`` (in place);
     -> its ``InheritReport``."""
     from ..errors import ConfigError, RegistryError
-    from ..inherit import inherit
+    from ..inherit import check_parent_state, inherit
     from ..store.weights import load_weights_file
-    try:
+    try:  # missing, corrupt or another network's file: the driver stops the run naming it
         state = load_weights_file(job.parent_weights, "parent weights")
-    except ConfigError as e:  # missing or corrupt file: a failed trial, not a crash
+        check_parent_state(job.parent_genome, state, data.input_shape, data.num_classes, job.parent_weights)
+    except ConfigError as e:
         raise TrialFailed(str(e)) from None
     rng = np.random.default_rng([job.seed, job.id])
     args = (job.parent_genome, state, job.genome, model, job.inherit)

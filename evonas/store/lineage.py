@@ -42,7 +42,8 @@ Format, chosen so that a plain ``pd.read_csv(path)`` infers the right dtypes:
 Durability: each row is written with one ``write`` call, then flushed and
 fsync'd, so a finished evaluation survives a crash of the driver or the machine.
 On reopening (resume), a torn last line (no trailing newline, wrong field count,
-NUL bytes) is cut off; good rows are never rewritten. ``write`` is idempotent by
+NUL bytes) is cut off; good rows are never rewritten, whatever their length (the
+csv module's field-size limit is lifted). ``write`` is idempotent by
 ``id``: a row whose id is already in the file is not written again, so an
 individual re-queued on resume cannot appear twice.
 """
@@ -52,9 +53,11 @@ import csv
 import io
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .. import faults
 from ..errors import ConfigError
 
 COLUMNS = ("id", "parent_ids", "operator", "genome_type", "genome", "arch_hash", "status",
@@ -67,6 +70,11 @@ FLOAT_COLUMNS = ("fitness", "trained_epochs", "lineage_epochs", "train_seconds",
 TEXT_COLUMNS = ("parent_ids", "operator", "genome_type", "genome", "arch_hash", "status",
                 "inherited", "worker", "reason")
 NONE = "-"  # "no value" in text columns
+
+# A row is as long as its genome string (a 10 x 1000 CGP genome is > 131,072
+# characters, the csv module's default field limit): never take a long valid row
+# for a torn one. The limit is a C long; sys.maxsize overflows it on some platforms.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 # --- formatting ---------------------------------------------------------------------------
@@ -224,6 +232,7 @@ class LineageWriter:
         rid = int(record["id"])
         if rid in self.ids:
             return False
+        faults.point("disk_write")  # an OSError (full disk) propagates: the caller stops the run
         self._fh.write(_line(format_row(record, self.extra_columns)))
         self._fh.flush()
         self._unsynced = True
