@@ -170,16 +170,15 @@ def check_parent_state(parent_genome, parent_state: Mapping[str, Tensor], input_
         expected = compile_graph(parent_genome.decode(), tuple(input_shape), int(num_classes)).state_dict()
     missing = sorted(set(expected) - set(parent_state))
     extra = sorted(set(parent_state) - set(expected))
+    where = f"parent weights {path}"  # the path in full: the value field is shortened
     if missing or extra:
-        raise ConfigError("parent weights", "file", str(path),
-                          f"tensors do not match the parent's network (missing {missing[:3]}, "
-                          f"unexpected {extra[:3]})")
+        raise ConfigError(where, "tensors", f"{len(parent_state)} tensors",
+                          f"do not match the parent's network (missing {missing[:3]}, unexpected {extra[:3]})")
     for k, v in expected.items():
         got = parent_state[k]
         if tuple(got.shape) != tuple(v.shape) or got.dtype != v.dtype:
-            raise ConfigError("parent weights", "file", str(path),
-                              f"tensor {k} is {tuple(got.shape)} {got.dtype}, the parent's network "
-                              f"has {tuple(v.shape)} {v.dtype}")
+            raise ConfigError(where, k, f"{tuple(got.shape)} {got.dtype}",
+                              f"the parent's network has {tuple(v.shape)} {v.dtype}")
 
 
 # --- Net2Net helpers on one module's local state -----------------------------------------

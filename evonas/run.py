@@ -387,9 +387,10 @@ class Sink:
             from .store.rundir import StorageError
             raise StorageError(f"disk full: a worker could not write weights into {self.paths.weights} "
                                f"(individual {row.get('id')}); the run stopped (free space, then --resume)")
-        if row.get("status") == "failed" and reason.startswith("parent weights:"):
-            raise ConfigError(str(self.paths.root), "parent weights", row.get("id"),
-                              f"{reason} (the run directory is damaged)")
+        if row.get("status") == "failed" and reason.startswith("parent weights "):
+            from .store.rundir import DamagedRunError
+            raise DamagedRunError(f"{reason} (needed by child {row.get('id')}: the run directory is "
+                                  "damaged; restore the file from a copy)")
 
     def checkpoint(self, state: dict) -> None:
         """fsync the lineage, then write state.json: the checkpoint is never ahead

@@ -4,6 +4,7 @@ child whose stderr is kept."""
 import hashlib
 import itertools
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ def fork_cli(args, fault=None, stderr=None, every_s=0.0, env=None):
             fd = os.open(os.devnull, os.O_WRONLY)
             os.dup2(fd, 1)
             os.dup2(os.open(str(stderr), os.O_WRONLY | os.O_CREAT | os.O_TRUNC) if stderr else fd, 2)
+            sys.stderr = os.fdopen(2, "w", buffering=1)  # pytest's capture replaced the object
             os.environ.update(env or {})
             faults.configure(fault)
             cli.CHECKPOINT_EVERY_S = every_s

@@ -232,9 +232,12 @@ class LineageWriter:
         rid = int(record["id"])
         if rid in self.ids:
             return False
-        faults.point("disk_write")  # an OSError (full disk) propagates: the caller stops the run
-        self._fh.write(_line(format_row(record, self.extra_columns)))
-        self._fh.flush()
+        try:  # an OSError (full disk) propagates, naming this file: the caller stops the run
+            faults.point("disk_write")
+            self._fh.write(_line(format_row(record, self.extra_columns)))
+            self._fh.flush()
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self._unsynced = True
         if sync:
             self.sync()

@@ -80,7 +80,8 @@ def check_weights_file(path: str | Path, genome: Any, where: str) -> None:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise ConfigError(where, "weights file", str(path), f"unreadable, not safetensors ({e})") from None
+        raise ConfigError(f"{where}: {path}", "weights file", Path(path).name,
+                          f"unreadable, not safetensors ({e})") from None
     recorded = meta.get("genome")
     if genome is not None and recorded is not None:
         try:
@@ -88,8 +89,8 @@ def check_weights_file(path: str | Path, genome: Any, where: str) -> None:
         except json.JSONDecodeError:
             same = False
         if not same:
-            raise ConfigError(where, "weights file", str(path),
-                              "holds the weights of another network than the checkpoint records for it")
+            raise ConfigError(f"{where}: {path}", "weights file", Path(path).name,
+                              "holds the weights of another network than the one recorded for it")
 
 
 def check_config_unedited(stored: Mapping[str, Any], recorded: Mapping[str, Any] | None,

@@ -96,6 +96,10 @@ def storage_error(e: OSError, path: str | Path | None = None) -> StorageError:
     return StorageError(f"{why}: {where}: {e.strerror or e}; the run stopped (free space, then --resume)")
 
 
+class DamagedRunError(EvonasError):
+    """A file the run needs from its directory is missing or not what was recorded."""
+
+
 class RunLock:
     """Exclusive ``flock`` on a run directory, held until ``release`` or process exit.
     Raises ConfigError (exit 2, one line) when another process holds it."""
