@@ -164,14 +164,14 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
             res.extra["micro_batch"] = micro
             res.reason = (f"CUDA out of memory at micro-batch {micro * 2}: trained at micro-batch "
                           f"{micro} x gradient accumulation (batch {cfg.batch_size})")
-        res.status, res.epochs = "ok", float(cfg.epochs)
         if report is not None:  # 'none' when nothing matched (fresh initialisation)
             res.inherited = report.mode if (report.copied or report.transformed) else "none"
             res.extra["inherit"] = report.summary()
-        if job.weights_out:
+        if job.weights_out:  # before "ok": a full disk makes a failed trial, never an ok one without weights
             save_weights(model, job.weights_out, {"genome": json.dumps(job.genome.to_dict()),
                                                   "fitness": repr(res.fitness), "job": str(job.id)})
             res.weights = job.weights_out
+        res.status, res.epochs = "ok", float(cfg.epochs)
     except TrialFailed as e:
         res.reason = str(e)
     except Exception as e:
