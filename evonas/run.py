@@ -234,6 +234,7 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool, on_start=None
     from .report import export_best, format_summary, summarize
     from .lineage import load_lineage
     from .store.lineage import read_records
+    from .store.resume import Sink, restore
     from .store.rundir import save_state
     cfg = plan.cfg
     rows = read_records(paths.lineage)
@@ -254,7 +255,7 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool, on_start=None
                         checkpoint_every_s=CHECKPOINT_EVERY_S,
                         seed_genomes=plan.seeds, ordered=cfg.result_order == "submission")
         if state is not None:
-            _restore(search, state, rows, paths)
+            restore(search, state, rows, paths)
         sink.open()  # the first write: repairs a torn last line of the lineage
         if on_start is not None:
             on_start()
@@ -346,62 +347,6 @@ def _where(plan: Plan) -> str:
 
 REPORT_EVERY_S = 30.0  # seconds between rewrites of report.html during a run (watch it in a browser)
 CHECKPOINT_EVERY_S = 1.0  # seconds between checkpoints (0: after every individual)
-
-
-def _restore(search, state: dict, rows: list, paths) -> None:
-    """Load a checkpoint into ``search``; anything in it that does not fit this run
-    is one ConfigError naming state.json (nothing has been written yet)."""
-    from .store.resume import check_checkpoint
-    check_checkpoint(state, rows, paths.root)
-    try:
-        search.load_state_dict(state)
-    except EvonasError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-        raise ConfigError(f"resume {paths.root}", "state.json", f"{type(e).__name__}: {e}",
-                          "valid JSON but not a checkpoint of this run") from None
-    done = state["counters"]["births"]
-    search.replay([r for r in rows if int(r["birth"]) >= done])
-
-
-class Sink:
-    """Where the engine's rows and checkpoints go. Opened (the lineage writer, which
-    repairs a torn tail) only after a resumed checkpoint has been checked. A failed
-    row that says the disk is full, or that a parent's weights file is missing or
-    does not fit its network, stops the run after it is written: every later
-    child would fail the same way."""
-
-    def __init__(self, paths, extra_columns, progress):
-        self.paths, self.extra_columns, self.progress = paths, extra_columns, progress
-        self.writer = None
-
-    def open(self) -> None:
-        from .store.lineage import LineageWriter
-        self.writer = LineageWriter(self.paths.lineage, self.extra_columns)
-
-    def record(self, row: dict) -> None:
-        self.writer.write(row, sync=False)
-        self.progress.update(row)
-        reason = str(row.get("reason") or "")
-        if row.get("status") == "failed" and ("[Errno 28]" in reason or "No space left" in reason):
-            from .store.rundir import StorageError
-            raise StorageError(f"disk full: a worker could not write weights into {self.paths.weights} "
-                               f"(individual {row.get('id')}); the run stopped (free space, then --resume)")
-        if row.get("status") == "failed" and reason.startswith("parent weights "):
-            from .store.rundir import DamagedRunError
-            raise DamagedRunError(f"{reason} (needed by child {row.get('id')}: the run directory is "
-                                  "damaged; restore the file from a copy)")
-
-    def checkpoint(self, state: dict) -> None:
-        """fsync the lineage, then write state.json: the checkpoint is never ahead
-        of the lineage on disk."""
-        from .store.rundir import save_state
-        self.writer.sync()
-        save_state(self.paths, state)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 class Progress:

@@ -11,6 +11,8 @@
   that die while the rows after the checkpoint are replayed had theirs deleted
   before the stop; a child that needs an absent parent file stops the run naming
   it (``evonas.run``).
+* ``restore`` loads a checked checkpoint into a Search; ``Sink`` is where the
+  engine's rows and checkpoints go (opened only after that check).
 * ``check_config_unedited``: the stored ``config.json`` still has the settings
   recorded in ``manifest.json`` (an edited ``population`` would change the search
   silently).
@@ -22,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EvonasError
 
 KEY = "weights"  # every checkpoint entry with this key (members, best, cache) holds a path
 
@@ -110,3 +112,59 @@ def check_config_unedited(stored: Mapping[str, Any], recorded: Mapping[str, Any]
 
 def _norm(v: Any) -> Any:
     return json.loads(json.dumps(v))  # tuples and lists compare equal
+
+
+# --- used by the CLI (evonas.run) -------------------------------------------------------
+def restore(search, state: dict, rows: list, paths) -> None:
+    """Load a checkpoint into ``search``; anything in it that does not fit this run
+    is one ConfigError naming state.json (nothing has been written yet)."""
+    check_checkpoint(state, rows, paths.root)
+    try:
+        search.load_state_dict(state)
+    except EvonasError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise ConfigError(f"resume {paths.root}", "state.json", f"{type(e).__name__}: {e}",
+                          "valid JSON but not a checkpoint of this run") from None
+    done = state["counters"]["births"]
+    search.replay([r for r in rows if int(r["birth"]) >= done])
+
+
+class Sink:
+    """Where the engine's rows and checkpoints go. Opened (the lineage writer, which
+    repairs a torn tail) only after a resumed checkpoint has been checked. A failed
+    row that says the disk is full, or that a parent's weights file is missing or
+    does not fit its network, stops the run after it is written: every later
+    child would fail the same way."""
+
+    def __init__(self, paths, extra_columns, progress):
+        self.paths, self.extra_columns, self.progress = paths, extra_columns, progress
+        self.writer = None
+
+    def open(self) -> None:
+        from .lineage import LineageWriter
+        self.writer = LineageWriter(self.paths.lineage, self.extra_columns)
+
+    def record(self, row: dict) -> None:
+        self.writer.write(row, sync=False)
+        self.progress.update(row)
+        reason = str(row.get("reason") or "")
+        if row.get("status") == "failed" and ("[Errno 28]" in reason or "No space left" in reason):
+            from .rundir import StorageError
+            raise StorageError(f"disk full: a worker could not write weights into {self.paths.weights} "
+                               f"(individual {row.get('id')}); the run stopped (free space, then --resume)")
+        if row.get("status") == "failed" and reason.startswith("parent weights "):
+            from .rundir import DamagedRunError
+            raise DamagedRunError(f"{reason} (needed by child {row.get('id')}: the run directory is "
+                                  "damaged; restore the file from a copy)")
+
+    def checkpoint(self, state: dict) -> None:
+        """fsync the lineage, then write state.json: the checkpoint is never ahead
+        of the lineage on disk."""
+        from .rundir import save_state
+        self.writer.sync()
+        save_state(self.paths, state)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
