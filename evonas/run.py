@@ -251,8 +251,8 @@ def _search(plan: Plan, paths, state: Optional[dict], quiet: bool, on_start=None
                         seed=cfg.seed, max_evaluations=cfg.evaluations,
                         max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
                         weights_dir=None if plan.data is None else str(paths.weights.resolve()),
-                        on_record=lambda r: (sink.record(r), curves(r), refresh()), on_checkpoint=sink.checkpoint,
-                        checkpoint_every_s=CHECKPOINT_EVERY_S,
+                        on_record=lambda r: (sink.record(r), curves(r), refresh()),
+                        on_checkpoint=sink.checkpoint, checkpoint_every_s=CHECKPOINT_EVERY_S,
                         seed_genomes=plan.seeds, ordered=cfg.result_order == "submission")
         if state is not None:
             restore(search, state, rows, paths)
