@@ -13,7 +13,8 @@ processes inherit it) or ``configure()`` names that point::
   (sleep forever), ``sleep=SECONDS`` (sleep, then go on), ``oom`` (raise
   ``torch.cuda.OutOfMemoryError``) and ``cuda`` (raise the ``RuntimeError`` a
   failed CUDA kernel raises): the last two let CPU-only tests drive the GPU
-  recovery paths (OOM halving, worker replacement) through the real code.
+  recovery paths (OOM halving, worker replacement) through the real code;
+  ``enospc`` raises the ``OSError`` a full disk gives (errno ENOSPC).
 
 ``EVONAS_FAULT_ONCE=PATH`` makes every fault fire at most once across processes:
 the first one to fire creates ``PATH`` (O_EXCL) and later ones see it and pass.
@@ -27,6 +28,7 @@ Points (where they sit):
 * ``checkpoint_tmp``  ``store.rundir.atomic_write_bytes``: tmp file written, not yet renamed
 * ``worker_trial``  ``evaluate.train``: inside the training loop, once per step
 * ``after_final_row``  ``final.FinalStage``: a final.csv row written, the next not yet
+* ``disk_write``  every write into the run directory (lineage row, atomic file), just before it
 
 Cost when no fault is configured: one global lookup and a compare per hit.
 """
@@ -41,9 +43,9 @@ from typing import Optional
 from .errors import ConfigError
 
 ENV, ONCE_ENV = "EVONAS_FAULT", "EVONAS_FAULT_ONCE"
-ACTIONS = ("kill", "raise", "hang", "sleep", "oom", "cuda")
+ACTIONS = ("kill", "raise", "hang", "sleep", "oom", "cuda", "enospc")
 POINTS = ("driver_inflight", "before_lineage_row", "after_lineage_row", "checkpoint_tmp", "worker_trial",
-          "after_final_row")
+          "after_final_row", "disk_write")
 
 
 class InjectedFault(RuntimeError):
@@ -126,6 +128,9 @@ def _fire(name: str, f: _Fault) -> None:
         raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected at {name}, hit {f.hits})")
     elif f.action == "cuda":
         raise RuntimeError(f"CUDA error: an illegal memory access was encountered (injected at {name})")
+    elif f.action == "enospc":
+        import errno
+        raise OSError(errno.ENOSPC, f"No space left on device (injected at {name})")
     elif f.action == "hang":
         while True:
             time.sleep(3600)

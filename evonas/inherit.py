@@ -159,6 +159,28 @@ def inherit(parent_genome, parent_state: Mapping[str, Tensor], child_genome, chi
     return report
 
 
+def check_parent_state(parent_genome, parent_state: Mapping[str, Tensor], input_shape, num_classes: int,
+                       path: str = "parent weights") -> None:
+    """The parent's saved tensors are exactly those of its recorded network (same
+    keys, shapes, dtypes): a file of another network, or with larger tensors, would
+    otherwise be sliced into the child by the rules. ConfigError naming ``path``.
+    The parent is built on the meta device: shapes only, no memory, no init."""
+    from .compile import compile_graph
+    with torch.device("meta"):
+        expected = compile_graph(parent_genome.decode(), tuple(input_shape), int(num_classes)).state_dict()
+    missing = sorted(set(expected) - set(parent_state))
+    extra = sorted(set(parent_state) - set(expected))
+    where = f"parent weights {path}"  # the path in full: the value field is shortened
+    if missing or extra:
+        raise ConfigError(where, "tensors", f"{len(parent_state)} tensors",
+                          f"do not match the parent's network (missing {missing[:3]}, unexpected {extra[:3]})")
+    for k, v in expected.items():
+        got = parent_state[k]
+        if tuple(got.shape) != tuple(v.shape) or got.dtype != v.dtype:
+            raise ConfigError(where, k, f"{tuple(got.shape)} {got.dtype}",
+                              f"the parent's network has {tuple(v.shape)} {v.dtype}")
+
+
 # --- Net2Net helpers on one module's local state -----------------------------------------
 # conv_bn_relu: 0 = conv, 1 = BN; sep_conv: 0 = depthwise, 1 = pointwise, 2 = BN.
 

@@ -13,6 +13,14 @@ positional parameters ``(genome, rng)``, a crossover three ``(a, b, rng)``; any
 further parameter needs a default. Every failure raises ``PluginError`` naming the
 plug-in; a half-loaded plug-in's operators are unregistered again. Loading the
 same plug-in twice is a no-op (returns the same names).
+
+``call(fn, *args, what=...)`` runs plug-in code (loading, every operator call)
+under a time limit (``CALL_LIMIT_S``; the CLI sets it to the search's
+``--time-budget``) and turns anything it raises into ``PluginError``, including
+``SystemExit`` and ``KeyboardInterrupt``: a plug-in cannot end the run as if it
+had finished, only a real stop signal (``evonas.stops``) passes through. The limit
+is a SIGALRM timer, so it applies in the main thread (where the search runs) and
+interrupts Python code, not a call blocked inside C.
 """
 from __future__ import annotations
 
@@ -20,15 +28,71 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable
 
+from . import stops
 from .errors import PluginError
 from .genome.base import GENOMES
 from .operators import _REGISTRIES, Operator
 
 GROUP = "evonas.plugins"
 _LOADED: dict[str, list[str]] = {}
+CALL_LIMIT_S = 600.0  # seconds one plug-in call may take (0: no limit)
+
+
+class _TimeUp(BaseException):
+    """Raised into a plug-in at its time limit; BaseException so its own
+    ``except Exception`` cannot swallow it."""
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raise ``_TimeUp`` in the main thread after ``seconds`` (no-op elsewhere or at 0)."""
+    if not seconds or not hasattr(signal, "setitimer") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _TimeUp()
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def call(fn: Callable, *args: Any, what: str) -> Any:
+    """``fn(*args)`` as plug-in code: PluginError("<what> raised ...") for anything
+    it raises (SystemExit and a plain KeyboardInterrupt included) or when it runs
+    past ``CALL_LIMIT_S``."""
+    try:
+        with time_limit(CALL_LIMIT_S):
+            return fn(*args)
+    except PluginError:
+        raise
+    except stops.Stop:
+        raise  # a real SIGINT/SIGTERM while the plug-in ran: stop the run
+    except _TimeUp:
+        raise PluginError(f"{what} did not return within {CALL_LIMIT_S:g} s (the plug-in time limit, "
+                          "the search's --time-budget)") from None
+    except KeyboardInterrupt as e:
+        if not stops.installed():  # no stop handler: this may be the user's own Ctrl-C
+            raise
+        raise PluginError(f"{what} raised KeyboardInterrupt{_msg(e)}") from None
+    except (Exception, SystemExit, GeneratorExit) as e:
+        raise PluginError(f"{what} raised {type(e).__name__}{_msg(e)}") from e
+
+
+def _msg(e: BaseException) -> str:
+    return f": {e}" if str(e) else ""
 
 
 def _snapshot() -> set[tuple[str, str]]:
@@ -44,14 +108,11 @@ def load_plugin(spec: str) -> list[str]:
     if key in _LOADED:
         return _LOADED[key]
     before = _snapshot()
-    try:
-        _import(spec)
-    except PluginError:
+    try:  # ImportError, SyntaxError, RegistryError (duplicate name), SystemExit, a hang...
+        call(_import, spec, what=f"plug-in {spec!r} (while loading)")
+    except BaseException:
         _rollback(before)
         raise
-    except Exception as e:  # ImportError, SyntaxError, RegistryError (duplicate name), ...
-        _rollback(before)
-        raise PluginError(f"plug-in {spec!r} failed to load: {type(e).__name__}: {e}") from e
     new = sorted(_snapshot() - before)
     if not new:
         raise PluginError(f"plug-in {spec!r} registered no operator (use @evonas.register_mutation"

@@ -94,13 +94,15 @@ def export_best(run_dir: str | Path, genome, weights_path: str | Path | None = N
     if fitness is not None and math.isfinite(fitness):
         meta["fitness"] = float(fitness)
     out = {"genome": best / "genome.json", "dot": best / "arch.dot", "png": best / "arch.png"}
-    save_genome(genome, out["genome"], **meta)
     target = best / "weights.safetensors"
-    if weights_path is not None:
+    if weights_path is not None:  # checked, then copied before genome.json: never a best/ without them
+        from .store.resume import check_weights_file
+        check_weights_file(weights_path, genome.to_dict(), "export best")
         atomic_copy(weights_path, target)
         out["weights"] = target
     elif target.exists():
         target.unlink()
+    save_genome(genome, out["genome"], **meta)
     atomic_write_text(out["dot"], to_dot(genome.decode(), title=f"{genome.type_name} {genome.to_string()}"))
     from .draw import cell_graph, draw_graph
     cell = cell_graph(genome)

@@ -3,13 +3,19 @@
 Order of work, so that bad input loses nothing: parse flags -> read the config
 file -> load plug-ins -> check every name, file, dataset and device -> only then
 create (or, on resume, touch) the run directory -> search -> export ``best/``.
-User mistakes exit with code 2 and one line on stderr; Ctrl-C exits 130 with the
-last checkpoint intact (continue with ``--resume RUN_DIR``).
+User mistakes exit with code 2 and one line on stderr; Ctrl-C exits 130 and
+SIGTERM 143, each with one line, the workers ended and the last checkpoint intact
+(continue with ``--resume RUN_DIR``). The run directory is locked for the run's
+life (``store.rundir.RunLock``); on resume every file read from it is checked
+before anything is written to it (``store.resume``). A full disk stops the run
+with one line and exit 2.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -62,26 +68,69 @@ class Plan:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from . import stops
     args = parser().parse_args(argv)  # argparse itself exits 2 on malformed flags
-    return cli_exit_code(lambda: _run(args, list(sys.argv if argv is None else argv)),
-                         "interrupted: the last checkpoint is kept; continue with --resume")
+    restore = stops.install()
+    try:
+        return cli_exit_code(lambda: _guarded(args, list(sys.argv if argv is None else argv)),
+                             "interrupted: the last checkpoint is kept; continue with --resume")
+    finally:
+        restore()
+
+
+def _guarded(args: argparse.Namespace, argv: list) -> int:
+    """``_run`` with the two ways a run stops that are no user mistake: a stop
+    signal (one line, 130/143) and a full disk (one line naming the file, 2)."""
+    from .stops import Stop
+    from .store.rundir import DISK_FULL, storage_error
+    try:
+        return _run(args, argv)
+    except Stop as e:
+        print(f"\nstopped by {e}: workers ended, the last checkpoint is kept; continue with --resume",
+              file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        print(f"error: {storage_error(e)}", file=sys.stderr)
+        return 2
 
 
 def _run(args: argparse.Namespace, argv: list) -> int:
-    from .store.journal import read_events
-    from .store.rundir import create_run_dir, open_for_resume, record_resume, utc_now
+    from .store.rundir import RunLock, create_run_dir, utc_now
     overrides = overrides_from_args(args)
     if args.resume:
-        cfg, paths = open_for_resume(args.resume, overrides, args.config)
-    else:
-        cfg = Config.from_sources(args.config, overrides).resolved(utc_now().replace(":", "").replace("-", "")[:15])
+        lock = _lock(args.resume)  # before reading: another process may be writing it
+        try:
+            return _resume(args, argv, overrides)
+        finally:
+            lock.release()
+    cfg = Config.from_sources(args.config, overrides).resolved(utc_now().replace(":", "").replace("-", "")[:15])
     plan = _plan(cfg)
-    if args.resume:
-        read_events(paths.journal)  # a corrupt journal fails here, before any write
-        record_resume(paths, cfg, argv)
-    else:
-        paths = create_run_dir(cfg.run_dir, cfg, argv, plan.plugins, plan.extra_columns)
-    return _search(plan, paths, args.quiet)
+    paths = create_run_dir(cfg.run_dir, cfg, argv, plan.plugins, plan.extra_columns)
+    lock = RunLock(paths.root)
+    try:
+        return _search(plan, paths, args.quiet)
+    finally:
+        lock.release()
+
+
+def _resume(args: argparse.Namespace, argv: list, overrides: dict) -> int:
+    from .store.rundir import open_for_resume, record_resume
+    cfg, paths = open_for_resume(args.resume, overrides, args.config)
+    plan = _plan(cfg)
+    # the resume is recorded (config.json, manifest.json) once the journal has been replayed and checked
+    return _search(plan, paths, args.quiet, lambda: record_resume(paths, cfg, argv))
+
+
+def _lock(path: str):
+    """Lock a run directory to resume (a missing one is reported by open_for_resume)."""
+    from .store.rundir import RunLock
+
+    class NoLock:
+        def release(self):
+            pass
+    return RunLock(path) if os.path.isdir(path) else NoLock()
 
 
 def _plan(cfg: Config) -> Plan:
@@ -89,6 +138,10 @@ def _plan(cfg: Config) -> Plan:
     from .genome import GENOMES, load_genome
     from .genome.base import space_from_dict
     from .plugins import load_plugin
+    from . import plugins as plugin_mod
+    _check_finite(cfg)
+    # a plug-in call may run as long as the whole search, no longer
+    plugin_mod.CALL_LIMIT_S = cfg.time_budget or plugin_mod.CALL_LIMIT_S
     plugins = [load_plugin(spec) and spec for spec in cfg.plugins]
     check_names(cfg)
     cls = GENOMES.get(cfg.genome)
@@ -114,6 +167,15 @@ def _plan(cfg: Config) -> Plan:
     from .evaluate.pool import backend  # each backend places its own slots (Ray: the cluster's)
     slots = backend(cfg.backend).placement(cfg.devices, cfg.workers, cfg.trials_per_device, cfg.ray_address)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
+
+
+def _check_finite(cfg: Config) -> None:
+    """inf and NaN pass every ``>= 0`` rule (``--time-budget 1e999``, ``--lr inf``);
+    no setting is meaningful with one."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError("config", f.name, v, "must be a finite number")
 
 
 def _check_space(cls, space, cfg: Config) -> None:
@@ -161,21 +223,20 @@ def _strategy_args(cfg: Config, plan: Plan) -> dict:
     return args
 
 
-def _search(plan: Plan, paths, quiet: bool) -> int:
+def _search(plan: Plan, paths, quiet: bool, on_start=None) -> int:
+    """Run the search into ``paths``. On resume the journal is replayed and checked
+    against the lineage and the weights files before anything is written
+    (``store.resume``); only then are the files opened (repairing a torn tail) and
+    ``on_start`` (recording the resume) run."""
     from .evolve import Search
     from .report import export_best, format_summary, summarize
     from .lineage import load_lineage
-    from .store.journal import Journal
-    from .store.lineage import LineageWriter
+    from .store.resume import Sink, read_run_files, replay
     from .store.rundir import save_state
     cfg = plan.cfg
-    writer = LineageWriter(paths.lineage, plan.extra_columns)  # repairs a torn last line
-    journal = Journal(paths.journal)  # repairs a torn last event
-    progress = None
-    from .html_report import CurveWriter, Refresher
-    curves, refresh = CurveWriter(paths.root), Refresher(paths.root, REPORT_EVERY_S)
-    if not quiet:
-        print(f"[evonas] {paths.root}: {_where(plan)}", file=sys.stderr, flush=True)
+    events, rows = read_run_files(paths)  # a corrupt journal or lineage fails here, before any write
+    sink = Sink(paths, plan.extra_columns)
+    progress = curves = None
     evaluator = _evaluator(plan)
     try:
         search = Search(evaluator, cfg.genome, space=plan.space,
@@ -183,25 +244,29 @@ def _search(plan: Plan, paths, quiet: bool) -> int:
                         strategy_args=_strategy_args(cfg, plan), mutation=list(cfg.mutations) or None,
                         seed=cfg.seed, max_evaluations=cfg.evaluations, max_duplicates=cfg.max_duplicates or None,
                         max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
-                        weights_dir=None if plan.data is None else str(paths.weights),
-                        on_record=lambda r: (writer.write(r, sync=False), curves(r),
-                                             progress and progress.update(r, search.evaluated), refresh()),
-                        on_event=journal.append, on_checkpoint=Checkpointer(paths, journal, writer),
+                        weights_dir=None if plan.data is None else str(paths.weights.resolve()),
+                        on_record=sink.record, on_event=sink.event, on_checkpoint=sink.checkpoint,
                         checkpoint_every_s=CHECKPOINT_EVERY_S, seed_genomes=plan.seeds,
                         ordered=cfg.result_order == "submission")
-        search.replay(journal.events, written=writer.ids)  # resume: the journal rebuilds the search
+        replay(search, events, rows, paths)  # resume: the journal rebuilds the search, checked
+        from .html_report import CurveWriter, Refresher
+        curves, refresh = CurveWriter(paths.root), Refresher(paths.root, REPORT_EVERY_S)
         progress = Progress(cfg.evaluations, quiet, already=search.evaluated)
+        sink.open(lambda r: (curves(r), progress.update(r, search.evaluated), refresh()))
+        if on_start is not None:
+            on_start()
+        if not quiet:
+            print(f"[evonas] {paths.root}: {_where(plan)}", file=sys.stderr, flush=True)
         summary = search.run()
-        journal.sync()
-        writer.sync()
+        sink.sync()
         save_state(paths, search.snapshot())
     finally:
         if progress is not None:
             progress.close()
         evaluator.close()
-        journal.close()
-        writer.close()
-        curves.close()
+        sink.close()
+        if curves is not None:
+            curves.close()
     best = summary.get("best")
     if best:
         genome = plan.genome_cls.from_string(best["genome"], plan.space)
@@ -284,23 +349,6 @@ def _where(plan: Plan) -> str:
 
 REPORT_EVERY_S = 30.0  # seconds between rewrites of report.html during a run (watch it in a browser)
 CHECKPOINT_EVERY_S = 1.0  # seconds between checkpoints (0: after every individual)
-
-
-class Checkpointer:
-    """The engine's ``on_checkpoint`` (called at most every ``CHECKPOINT_EVERY_S``):
-    fsyncs the journal, then the lineage, then writes the small ``state.json``
-    summary. The journal is flushed at every event (a killed driver loses
-    nothing); this spaces out the fsyncs (~4 ms each here), so a power loss costs
-    at most the last interval's work, which a resume re-runs."""
-
-    def __init__(self, paths, journal, writer):
-        self.paths, self.journal, self.writer = paths, journal, writer
-
-    def __call__(self, snapshot: dict) -> None:
-        from .store.rundir import save_state
-        self.journal.sync()
-        self.writer.sync()
-        save_state(self.paths, snapshot)
 
 
 class Progress:

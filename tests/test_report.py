@@ -60,8 +60,14 @@ def test_summary(run):
 
 def test_export_best(run, tmp_path):
     g = NB201Genome.sample(np.random.default_rng(1), NB201Space(N=1))
-    weights = tmp_path / "w.safetensors"
-    weights.write_bytes(b"not really tensors, only copied")
+    import json
+
+    import torch
+
+    from evonas.store.weights import save_weights_file
+    # a real safetensors file of this genome: export_best checks what it copies (issue 15)
+    weights = save_weights_file(tmp_path / "w.safetensors", {"w": torch.zeros(3)},
+                                {"genome": json.dumps(g.to_dict())})
     out = export_best(run.root, g, weights, fitness=70.0, individual=2)
     best = run.best
     assert load_genome(best / "genome.json") == g

@@ -42,6 +42,7 @@ from ..errors import ConfigError
 TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10",
                "cifar100": "CIFAR100", "svhn": "SVHN"}
 TEST_FRACTION = 0.2  # held-out test share for sources without an official test split
+MAX_CLASSES = 100_000  # a head wider than this is a stray label, not a data set
 
 
 @dataclass
@@ -83,7 +84,9 @@ def load_dataset(spec: str = "digits", root: str = "data", seed: int = 0,
                  val_fraction: float = 0.1, max_train: Optional[int] = None) -> Data:
     """Load ``spec`` (see the module docstring), split off a stratified validation
     set of ``val_fraction`` of the training data by ``seed``, optionally keep a
-    stratified subset of at most ``max_train`` training samples, normalise."""
+    stratified subset of at most ``max_train`` training samples, normalise.
+    The labels must mean something (``check_classes``) and every class must have
+    an example in both the training and the validation split."""
     if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise ConfigError("dataset", "val_fraction", val_fraction, "must be in (0, 1)")
     if max_train is not None and (not isinstance(max_train, int) or max_train < 1):
@@ -92,13 +95,48 @@ def load_dataset(spec: str = "digits", root: str = "data", seed: int = 0,
         raise ConfigError("dataset", "dataset", spec, "must be a non-empty string")
     rng = np.random.default_rng(seed)
     x_tr, y_tr, x_te, y_te, name = _source(spec, root, rng)
+    num_classes = check_classes(y_tr, y_te, spec)
     tr_idx, val_idx = stratified_split(y_tr, val_fraction, rng)
+    _check_split(y_tr, tr_idx, val_idx, num_classes, spec)
     if max_train is not None and len(tr_idx) > max_train:
         keep, _ = stratified_split(y_tr[tr_idx], 1 - max_train / len(tr_idx), rng)
         if len(keep) > max_train:  # per-class rounding overshot by a few
             keep = np.sort(rng.choice(keep, max_train, replace=False))
         tr_idx = tr_idx[keep]
     return _assemble(name, x_tr, y_tr, x_te, y_te, tr_idx, val_idx)
+
+
+def check_classes(y_train: np.ndarray, y_test: np.ndarray, where: str) -> int:
+    """-> C. At least 2 classes (one class scores every network 100 %), labels
+    0..C-1 with every class in the training data (a stray label of 10**7 would
+    build a 10-million-way head), C <= MAX_CLASSES, a non-empty test split whose
+    labels are among the training classes."""
+    present = np.unique(y_train)
+    c = int(present[-1]) + 1 if len(present) else 0
+    if len(present) < 2:
+        raise ConfigError(where, "labels", f"{len(present)} class(es)", "need at least 2 classes")
+    if c > MAX_CLASSES:
+        raise ConfigError(where, "labels", f"max label {c - 1}", f"more than {MAX_CLASSES} classes: a stray label?")
+    if len(present) != c:
+        absent = sorted(set(range(c)) - set(present.tolist()))
+        raise ConfigError(where, "labels", f"max label {c - 1}", f"labels must be 0..C-1 with every class in "
+                          f"the training data; {len(absent)} absent (e.g. {absent[:5]})")
+    if len(y_test) == 0:
+        raise ConfigError(where, "test split", 0, "is empty (too few examples per class)")
+    if int(y_test.max()) >= c:
+        raise ConfigError(where, "test labels", f"max label {int(y_test.max())}",
+                          f"not among the training classes 0..{c - 1}")
+    return c
+
+
+def _check_split(y: np.ndarray, tr_idx: np.ndarray, val_idx: np.ndarray, c: int, where: str) -> None:
+    for part, idx in (("training", tr_idx), ("validation", val_idx)):
+        counts = np.bincount(y[idx], minlength=c)
+        if counts.min() == 0:
+            few = int(np.argmin(counts))
+            raise ConfigError(where, "examples per class", f"class {few}: {int((y == few).sum())}",
+                              f"too few for a {part} example of every class (need >= 2 training "
+                              "examples per class, 3 when the test split is carved out too)")
 
 
 def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator):
@@ -278,7 +316,7 @@ def _assemble(name, x_tr, y_tr, x_te, y_te, tr_idx, val_idx) -> Data:
     def norm(a):
         return torch.from_numpy(np.ascontiguousarray((a - mean) / std, dtype=np.float32))
 
-    num_classes = int(max(y_tr.max(), y_te.max())) + 1
+    num_classes = int(y_tr.max()) + 1  # check_classes: 0..C-1, test labels among them
     return Data(name, norm(xt), torch.from_numpy(y_tr[tr_idx]), norm(x_tr[val_idx]),
                 torch.from_numpy(y_tr[val_idx]), norm(x_te), torch.from_numpy(y_te),
                 tuple(int(s) for s in xt.shape[1:]), num_classes)

@@ -164,14 +164,14 @@ def evaluate_job(job: Job, data: Data, cfg: TrainConfig, device: str = "cpu", wo
             res.extra["micro_batch"] = micro
             res.reason = (f"CUDA out of memory at micro-batch {micro * 2}: trained at micro-batch "
                           f"{micro} x gradient accumulation (batch {cfg.batch_size})")
-        res.status, res.epochs = "ok", float(cfg.epochs)
         if report is not None:  # 'none' when nothing matched (fresh initialisation)
             res.inherited = report.mode if (report.copied or report.transformed) else "none"
             res.extra["inherit"] = report.summary()
-        if job.weights_out:
+        if job.weights_out:  # before "ok": a full disk makes a failed trial, never an ok one without weights
             save_weights(model, job.weights_out, {"genome": json.dumps(job.genome.to_dict()),
                                                   "fitness": repr(res.fitness), "job": str(job.id)})
             res.weights = job.weights_out
+        res.status, res.epochs = "ok", float(cfg.epochs)
     except TrialFailed as e:
         res.reason = str(e)
     except Exception as e:
@@ -195,22 +195,23 @@ def _build(job: Job, g, data: Data, device: str, cfg: TrainConfig):
     model = compile_graph(g, data.input_shape, data.num_classes, seed=job.seed)
     report = None
     if job.inherit != "none" and job.parent_weights and job.parent_genome is not None:
-        report = _inherit(job, model)
+        report = _inherit(job, model, data)
     model = model.to(device)
     if cfg.modes(device)[1]:
         model = model.to(memory_format=torch.channels_last)
     return model, report
 
 
-def _inherit(job: Job, model):
+def _inherit(job: Job, model, data: Data):
     """Load the parent's safetensors and apply ``evonas.inherit.inherit`` (in place);
     -> its ``InheritReport``."""
     from ..errors import ConfigError, RegistryError
-    from ..inherit import inherit
+    from ..inherit import check_parent_state, inherit
     from ..store.weights import load_weights_file
-    try:
+    try:  # missing, corrupt or another network's file: the driver stops the run naming it
         state = load_weights_file(job.parent_weights, "parent weights")
-    except ConfigError as e:  # missing or corrupt file: a failed trial, not a crash
+        check_parent_state(job.parent_genome, state, data.input_shape, data.num_classes, job.parent_weights)
+    except ConfigError as e:
         raise TrialFailed(str(e)) from None
     rng = np.random.default_rng([job.seed, job.id])
     args = (job.parent_genome, state, job.genome, model, job.inherit)

@@ -24,6 +24,7 @@ import numpy as np
 from deap import base, creator, tools
 
 from ..errors import ConfigError, PluginError
+from ..plugins import call as plugin_call
 from ..genome.base import Genome
 from ..operators import Operator, crossovers, mutations, operators
 
@@ -129,17 +130,12 @@ class Variation:
         return self.call(op, genome, rng), op.name
 
     def call(self, op: Operator, genome: Genome, rng: np.random.Generator) -> Genome:
-        try:
-            child = op.fn(genome, rng)
-        except Exception as e:  # any bug inside a user operator, GenomeError included
-            raise PluginError(f"operator {op.genome_type}/{op.name} raised {type(e).__name__}: {e}") from e
+        # any bug inside a user operator (GenomeError, SystemExit, a hang past the limit included)
+        child = plugin_call(op.fn, genome, rng, what=f"operator {op.genome_type}/{op.name}")
         return self.check(op, child)
 
     def crossover(self, op: Operator, a: Genome, b: Genome, rng: np.random.Generator) -> tuple[Genome, Genome]:
-        try:
-            out = op.fn(a, b, rng)
-        except Exception as e:
-            raise PluginError(f"operator {op.genome_type}/{op.name} raised {type(e).__name__}: {e}") from e
+        out = plugin_call(op.fn, a, b, rng, what=f"operator {op.genome_type}/{op.name}")
         if not isinstance(out, tuple) or len(out) != 2:
             raise PluginError(f"operator {op.genome_type}/{op.name} must return a pair of genomes, "
                               f"got {type(out).__name__}")

@@ -42,7 +42,8 @@ Format, chosen so that a plain ``pd.read_csv(path)`` infers the right dtypes:
 Durability: each row is written with one ``write`` call, then flushed and
 fsync'd, so a finished evaluation survives a crash of the driver or the machine.
 On reopening (resume), a torn last line (no trailing newline, wrong field count,
-NUL bytes) is cut off; good rows are never rewritten. ``write`` is idempotent by
+NUL bytes) is cut off; good rows are never rewritten, whatever their length (the
+csv module's field-size limit is lifted). ``write`` is idempotent by
 ``id``: a row whose id is already in the file is not written again, so an
 individual re-queued on resume cannot appear twice.
 """
@@ -52,9 +53,11 @@ import csv
 import io
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .. import faults
 from ..errors import ConfigError
 
 from ..evolve.record import COLUMNS, KINDS, columns_of  # the schema is defined once, there
@@ -64,6 +67,11 @@ NULLABLE_INT_COLUMNS = columns_of("nint")
 FLOAT_COLUMNS = columns_of("float")
 TEXT_COLUMNS = columns_of("text")
 NONE = "-"  # "no value" in text columns
+
+# A row is as long as its genome string (a 10 x 1000 CGP genome is > 131,072
+# characters, the csv module's default field limit): never take a long valid row
+# for a torn one. The limit is a C long; sys.maxsize overflows it on some platforms.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 # --- formatting ---------------------------------------------------------------------------
@@ -224,8 +232,12 @@ class LineageWriter:
         rid = int(record["id"])
         if rid in self.ids:
             return False
-        self._fh.write(_line(format_row(record, self.extra_columns)))
-        self._fh.flush()
+        try:  # an OSError (full disk) propagates, naming this file: the caller stops the run
+            faults.point("disk_write")
+            self._fh.write(_line(format_row(record, self.extra_columns)))
+            self._fh.flush()
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self._unsynced = True
         if sync:
             self.sync()

@@ -20,12 +20,20 @@ any instant leaves either the old or the new version. ``create_run_dir`` builds
 the directory under a temporary sibling name and renames it into place, so a
 failure leaves nothing half-written. ``open_for_resume`` runs every check before
 it touches anything. Only JSON is ever loaded from here (and safetensors, by
-``store.weights``): no pickle.
+``store.weights``): no pickle, and no module or function named in a run
+directory is imported unless the user names it again on the command line.
+
+Locking: ``RunLock`` holds an exclusive ``fcntl.flock`` on the directory for the
+run's life; the OS drops it when the process dies (even by SIGKILL), so a second
+process refuses the directory instead of interleaving rows with the first.
+A failed write (a full disk) removes its tmp file and raises ``StorageError``
+naming the file.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -37,7 +45,7 @@ from typing import Any, Mapping, Sequence
 
 from ..config import RESUMABLE, Config, read_file
 from .. import faults
-from ..errors import ConfigError
+from ..errors import ConfigError, EvonasError
 
 CONFIG, MANIFEST, LINEAGE, STATE = "config.json", "manifest.json", "lineage.csv", "state.json"
 JOURNAL = "journal.jsonl"
@@ -82,6 +90,49 @@ class RunPaths:
         return self.weights / f"{int(individual_id)}.safetensors"
 
 
+# --- storage errors and the lock -----------------------------------------------------------
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class StorageError(EvonasError):
+    """A write into the run directory failed (typically a full disk); names the file."""
+
+
+def storage_error(e: OSError, path: str | Path | None = None) -> StorageError:
+    """One line for a failed write: the file and the cause; a full disk is said so."""
+    where = path or e.filename or "the run directory"
+    why = "disk full" if e.errno in DISK_FULL else "cannot write"
+    return StorageError(f"{why}: {where}: {e.strerror or e}; the run stopped (free space, then --resume)")
+
+
+class DamagedRunError(EvonasError):
+    """A file the run needs from its directory is missing or not what was recorded."""
+
+
+class RunLock:
+    """Exclusive ``flock`` on a run directory, held until ``release`` or process exit.
+    Raises ConfigError (exit 2, one line) when another process holds it."""
+
+    def __init__(self, root: str | Path):
+        import fcntl
+        self.root = Path(root)
+        self._fd = os.open(str(self.root), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(self._fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise ConfigError("run directory", "run_dir", str(self.root),
+                                  "is in use by another evonas process (locked); wait for it to "
+                                  "end or stop it, then --resume") from None
+            raise
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = -1
+
+
 # --- atomic writes ------------------------------------------------------------------------
 def fsync_dir(path: str | Path) -> None:
     """fsync a directory so a rename inside it survives a power loss (POSIX only)."""
@@ -99,14 +150,26 @@ def atomic_write_bytes(path: str | Path, data: bytes, fault: str = "") -> None:
     ``fault``: name of the ``evonas.faults`` point between the write and the rename."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if fault:
-        faults.point(fault)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if fault:
+            faults.point(fault)
+        faults.point("disk_write")
+        os.replace(tmp, path)
+    except OSError as e:  # a full disk: no tmp file stays behind, the old file is intact
+        _unlink(tmp)
+        raise storage_error(e, path) from None
     fsync_dir(path.parent)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -121,10 +184,17 @@ def atomic_copy(src: str | Path, dst: str | Path) -> None:
     """Copy a file so ``dst`` is never seen half-copied."""
     dst = Path(dst)
     tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, dst)
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        faults.point("disk_write")
+        os.replace(tmp, dst)
+    except OSError as e:
+        _unlink(tmp)
+        if isinstance(e, FileNotFoundError) and e.filename == str(src):
+            raise ConfigError("copy", "file", str(src), "not found") from None
+        raise storage_error(e, dst) from None
     fsync_dir(dst.parent)
 
 
@@ -150,7 +220,8 @@ def manifest(config: Config, argv: Sequence[str] | None = None, plugins: Sequenc
     info: dict[str, Any] = {"evonas": __version__, "python": platform.python_version(),
                             "platform": platform.platform(), "seed": config.seed,
                             "plugins": list(plugins), "argv": list(sys.argv if argv is None else argv),
-                            "start_time": utc_now(), "resumes": []}
+                            "start_time": utc_now(), "resumes": [],
+                            "config": config.to_dict()}  # what resume checks config.json against
     try:
         import torch
         info.update(torch=torch.__version__, cuda=torch.version.cuda,
@@ -219,7 +290,14 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
     paths = RunPaths(root)
     if not is_run_dir(root):
         raise ConfigError(where, "run_dir", str(root), f"not a run directory (needs {CONFIG} and {LINEAGE})")
-    stored = Config.from_dict(read_json(paths.config, where), f"{where}/{CONFIG}")
+    raw = read_json(paths.config, where)
+    if not isinstance(raw, dict):
+        raise ConfigError(where, CONFIG, type(raw).__name__, "must be a JSON object")
+    stored = Config.from_dict(raw, f"{where}/{CONFIG}")
+    if paths.manifest.exists():
+        from .resume import check_config_unedited
+        info = read_json(paths.manifest, where)
+        check_config_unedited(raw, info.get("config") if isinstance(info, dict) else None, RESUMABLE, where)
     stored = dataclasses.replace(stored, sample_size=stored.resolved("-").sample_size)  # 0 = auto
     if paths.state.exists():
         state = read_json(paths.state, where)
@@ -228,6 +306,7 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
     changes = dict(overrides or {})
     if file:  # every key the file sets counts as given; flags win over the file
         changes = {**read_file(file), **changes}
+    _check_named_again(stored, changes, where)
     # the directory is the run's identity: name/run_dir given on resume are ignored
     changes = {k: v for k, v in changes.items() if k not in ("name", "run_dir")}
     wanted = stored.updated(changes, "flags").resolved("unused")
@@ -247,12 +326,26 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
     return wanted, paths
 
 
+def _check_named_again(stored: Config, given: Mapping[str, Any], where: str) -> None:
+    """Code named in a run directory runs only if the user names it again: a
+    config.json could otherwise make resume import any module or call any function."""
+    if stored.plugins and tuple(given.get("plugins") or ()) != tuple(stored.plugins):
+        flags = " ".join(f"--plugin {p}" for p in stored.plugins)
+        raise ConfigError(where, "plugins", list(stored.plugins),
+                          f"are recorded in the run directory but not loaded from it: pass {flags} again")
+    code = ":" in stored.dataset and not stored.dataset.startswith("npz:")
+    if code and given.get("dataset") != stored.dataset:
+        raise ConfigError(where, "dataset", stored.dataset, "is a module:function recorded in the run "
+                          f"directory but not called from it: pass --dataset {stored.dataset} again")
+
+
 def record_resume(paths: RunPaths, config: Config, argv: Sequence[str] | None = None) -> None:
     """After a successful ``open_for_resume``: store the (possibly extended) config
     and append the resume to the manifest, both atomically."""
     info = read_json(paths.manifest, str(paths.root)) if paths.manifest.exists() else {}
     info.setdefault("resumes", []).append({"time": utc_now(),
                                            "argv": list(sys.argv if argv is None else argv)})
+    info["config"] = config.to_dict()
     atomic_write_json(paths.manifest, info)
     config.dump(paths.config)
 

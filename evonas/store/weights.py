@@ -42,10 +42,10 @@ def load_weights_file(path: str | Path, where: str = "weights") -> dict[str, tor
     path = Path(path)
     try:
         return st_load(path.read_bytes())
-    except (FileNotFoundError, IsADirectoryError):
-        raise ConfigError(where, "file", str(path), "no such weights file") from None
-    except (SafetensorError, ValueError) as e:
-        raise ConfigError(where, "file", str(path), f"not a safetensors file ({e})") from None
+    except (FileNotFoundError, IsADirectoryError):  # the path in `where`: values are shortened
+        raise ConfigError(f"{where} {path}", "file", path.name, "no such weights file") from None
+    except (SafetensorError, ValueError, OSError) as e:
+        raise ConfigError(f"{where} {path}", "file", path.name, f"unreadable, not a safetensors file ({e})") from None
 
 
 class WeightStore:
