@@ -107,7 +107,9 @@ class Config:
     batch_size: int = _f(64, "training batch size (>= 1)")
     lr: float = _f(0.05, "learning rate (> 0)")
     optimizer: str = _f("sgd", "optimizer", choices=OPTIMIZERS)
-    inherit: str = _f("exact", "weight inheritance from the parent", choices=INHERIT)
+    inherit: str = _f("none", "weight inheritance from the parent (none: every child trains from scratch, "
+                      "the default since benchmarks/search_real.py, where exact inheritance lost; exact/shape: "
+                      "start from the parent's trained weights, see --selection matched)", choices=INHERIT)
     precision: str = _f("auto", "training arithmetic: bf16 autocast or fp32 (auto = bf16 on CUDA, "
                         "fp32 on CPU)", choices=PRECISIONS)
     memory_format: str = _f("auto", "activation/weight layout (auto = channels_last, faster on CPU "

@@ -205,7 +205,8 @@ def report_text(run_dir: Path) -> str:
 
 def test_resume_real_training(tmp_path):
     """Exact resume with real training (one worker, inherited weights)."""
-    args = ["--genome", "tree", *TINY["tree"], "--population", "3", "--sample-size", "2", "--seed", "3", *FAST]
+    args = ["--genome", "tree", *TINY["tree"], "--population", "3", "--sample-size", "2", "--seed", "3",
+            "--inherit", "exact", *FAST]
     straight = run_ok(tmp_path / "straight", *args, "--evaluations", "5")
     part = run_ok(tmp_path / "part", *args, "--evaluations", "3")
     assert run_main(["--resume", str(part), "--evaluations", "5", "--quiet"]) == 0
