@@ -71,6 +71,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--final-epochs", type=int, default=5)
     p.add_argument("--tau-sample", type=int, default=3, help="extra evaluated children retrained per arm for tau")
     p.add_argument("--space", action="append", default=[], help="genome space override KEY=VALUE (repeatable)")
+    p.add_argument("--per-class", type=int, default=0, help="use only the first N training images of each class "
+                   "of an npz dataset (written once to OUT/data-N.npz; the test split is kept whole; 0 = all)")
     p.add_argument("--out", default=str(ROOT / "runs" / "search_real"))
     p.add_argument("--quick", action="store_true", help="smoke mode: digits, 15 s per arm, 1 seed, 1 epoch")
     p.add_argument("--pin", action="store_true", help="pin arms to CPUs in rotation (default: the OS balances)")
@@ -81,12 +83,29 @@ def parse(argv=None) -> argparse.Namespace:
         a.budget_s, a.seeds, a.population, a.sample_size = 60.0, "0", 4, 2
         a.final_top, a.final_epochs, a.tau_sample = 2, 1, 2
     a.dataset = a.dataset or ("digits" if a.quick else DEFAULT_DATA)
+    if a.per_class and not (a.retrain or a.hand):
+        a.dataset = subset(a.dataset, a.per_class, Path(a.out))
     a.seed_list = [int(s) for s in str(a.seeds).split(",") if s.strip()]
     a.arm_list = [x for x in a.arms.split(",") if x]
     for arm in a.arm_list:
         if arm not in ARMS and arm != "hand":
             p.error(f"unknown arm {arm!r} (known: {', '.join([*ARMS, 'hand'])})")
     return a
+
+
+def subset(spec: str, n: int, out: Path) -> str:
+    """The first ``n`` training images of each class of an ``npz:`` data set, as a new
+    npz under ``out`` (class-balanced, deterministic); -> its dataset spec."""
+    if not spec.startswith("npz:"):
+        raise SystemExit(f"error: --per-class needs an npz: dataset, got {spec!r}")
+    target = out / f"data-{n}.npz"
+    if not target.exists():
+        d = np.load(spec[4:])
+        y = d["y_train"]
+        idx = np.sort(np.concatenate([np.flatnonzero(y == c)[:n] for c in np.unique(y)]))
+        out.mkdir(parents=True, exist_ok=True)
+        np.savez(target, x_train=d["x_train"][idx], y_train=y[idx], x_test=d["x_test"], y_test=d["y_test"])
+    return f"npz:{target}"
 
 
 # --- the search arms ----------------------------------------------------------------------
