@@ -78,12 +78,7 @@ class AgingNovel(Aging):
         return Proposal(self._new_random(rng))  # every tried neighbour was seen
 
     def _new_random(self, rng: np.random.Generator) -> Genome:
-        g = self.var.sample(rng)
-        for _ in range(self.tries - 1):
-            if g.arch_hash() not in self.seen:
-                break
-            g = self.var.sample(rng)
-        return g
+        return sample_novel(self.var, self.seen, self.tries, rng)
 
     def submitted(self, m: Member) -> None:
         super().submitted(m)
@@ -98,3 +93,14 @@ class AgingNovelBest(AgingNovel):
     def __init__(self, variation: Variation, population: int = 100, sample: int = 25, tries: int = 100,
                  greedy: float = 1.0):
         super().__init__(variation, population, sample, tries, greedy)
+
+
+def sample_novel(var: Variation, seen: set, tries: int, rng: np.random.Generator) -> Genome:
+    """A random genome whose ``arch_hash`` is not in ``seen``, within ``tries`` draws
+    (the last draw is returned if every one was seen)."""
+    g = var.sample(rng)
+    for _ in range(tries - 1):
+        if g.arch_hash() not in seen:
+            break
+        g = var.sample(rng)
+    return g

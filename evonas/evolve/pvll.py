@@ -29,6 +29,7 @@ from ..genome.base import Genome, genome_from_dict
 from ..predict.mlp_ensemble import MLPEnsemble
 from ..predict.pvll import descend, onehot
 from ..predict.screen import ModelScreen
+from .aging_novel import sample_novel
 from .base import Proposal, Strategy, register_strategy
 from .reinforce import CHOICES
 from .toolbox import Member, Variation
@@ -98,12 +99,7 @@ class Guided(Strategy):
         return Proposal(child, (self.best.id,), op)
 
     def _new_random(self, rng: np.random.Generator) -> Genome:
-        g = self.var.sample(rng)
-        for _ in range(self.tries - 1):
-            if g.arch_hash() not in self.seen:
-                break
-            g = self.var.sample(rng)
-        return g
+        return sample_novel(self.var, self.seen, self.tries, rng)
 
     def submitted(self, m: Member) -> None:
         self.seen.add(m.arch_hash)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import ConfigError
+from .lineage import SyncedAppend
 
 JOURNAL = "journal.jsonl"
 
@@ -70,7 +71,7 @@ def read_logbook(path: str | Path) -> list[dict]:
     return [{k: v for k, v in ev.items() if k not in ("e", "t")} for ev in read_events(path) if ev["e"] == "log"]
 
 
-class Journal:
+class Journal(SyncedAppend):
     """Appends events to ``path`` (created if absent); ``events`` are the ones
     already there when opened (a torn tail cut off first)."""
 
@@ -92,15 +93,6 @@ class Journal:
 
     __call__ = append  # usable directly as the engine's on_event
 
-    def sync(self) -> None:
-        if self._unsynced and not self._fh.closed:
-            os.fsync(self._fh.fileno())
-            self._unsynced = False
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self.sync()
-            self._fh.close()
 
     def __iter__(self) -> Iterator[dict]:
         return iter(self.events)

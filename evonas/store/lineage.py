@@ -187,7 +187,25 @@ def _good(fields: list[str] | None, n: int) -> bool:
 
 
 # --- writer -------------------------------------------------------------------------------
-class LineageWriter:
+class SyncedAppend:
+    """What the lineage writer and the journal share: an append-mode ``_fh`` whose
+    writes are flushed at once and fsync'd on ``sync()`` (``_unsynced`` marks them)."""
+    _fh: Any
+    _unsynced: bool
+
+    def sync(self) -> None:
+        """fsync what was written since the last sync (no-op if nothing)."""
+        if self._unsynced and not self._fh.closed:
+            os.fsync(self._fh.fileno())
+            self._unsynced = False
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.sync()
+            self._fh.close()
+
+
+class LineageWriter(SyncedAppend):
     """Append-only lineage CSV. ``extra_columns``: metric columns after the fixed
     ones (float). On an existing file they must match its header; None adopts the
     file's. ``ids`` holds the ids already in the file; ``next_birth`` is one past
@@ -247,16 +265,6 @@ class LineageWriter:
 
     __call__ = write  # usable directly as the engine's on_record callback
 
-    def sync(self) -> None:
-        """fsync the rows written since the last sync (no-op if none)."""
-        if self._unsynced and not self._fh.closed:
-            os.fsync(self._fh.fileno())
-            self._unsynced = False
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self.sync()
-            self._fh.close()
 
     def __enter__(self) -> "LineageWriter":
         return self
