@@ -2,6 +2,8 @@
 sessions that have a GPU): the parallel benchmark, its nvidia-smi parsing, and
 the device check, whose CUDA-only check says SKIP here."""
 import sys
+
+import pytest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -37,3 +39,19 @@ def test_gpu_check_passes_on_cpu(capsys):
     assert rc == 0, lines
     assert [ln.split()[:2] for ln in lines] == [["PASS", "train"], ["PASS", "release"], ["SKIP", "real-oom"],
                                                ["PASS", "pool"], ["PASS", "cuda-fault"]]
+
+
+@pytest.mark.slow
+def test_search_real_quick_end_to_end(tmp_path, capsys):
+    """benchmarks/search_real.py --quick: two arms and the hand-designed net on digits,
+    each search arm ending in the final stage; the table names every arm."""
+    import pandas as pd
+    import search_real
+    assert search_real.main(["--quick", "--arms", "none,random,hand", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for arm in ("none", "random", "hand"):
+        assert f"| {arm} |" in out
+    df = pd.read_csv(tmp_path / "tree" / "summary.csv")
+    assert set(df.arm) == {"none", "random", "hand"} and df.final_test.between(0, 100).all()
+    fin = pd.read_csv(tmp_path / "tree" / "none-s0" / "final.csv")
+    assert len(fin) >= 1 and fin.status.eq("ok").all() and (fin.final_epochs == 1).all()
