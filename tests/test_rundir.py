@@ -102,7 +102,7 @@ def test_resume_conflict_refused_untouched(tmp_path, cfg):
     assert "population" in msg and "seed" in msg and "evaluations" not in msg.split(":")[1]
     assert "\n" not in msg
     cfile = tmp_path / "c.yaml"
-    cfile.write_text("inherit: none\n")
+    cfile.write_text("inherit: exact\n")
     with pytest.raises(ConfigError, match="inherit"):
         open_for_resume(p.root, {}, file=cfile)
     assert snapshot(p.root) == before
