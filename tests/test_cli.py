@@ -274,7 +274,7 @@ def tree_digest(d: Path) -> dict:
 
 
 @pytest.mark.parametrize("argv", [["--population", "4"], ["--seed", "9"], ["--genome", "cgp"],
-                                  ["--strategy", "aging"], ["--inherit", "none"], ["--space", "C=8"],
+                                  ["--strategy", "aging"], ["--inherit", "exact"], ["--space", "C=8"],
                                   ["--epochs", "2"]], ids=lambda a: " ".join(a))
 def test_resume_conflict_exit_2(digits_run, capsys, argv):
     d = digits_run("tree", "random")
