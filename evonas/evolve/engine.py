@@ -263,7 +263,11 @@ class Search:
         m.status, m.params, m.flops = "duplicate", hit["params"], hit["flops"]
         m.lineage_epochs = float(hit.get("lineage_epochs", 0.0))
         m.fitness.values = self.strategy.objectives(m, hit["fitness"])
-        m.weights = self.refs.share(hit["weights"])  # same network: its trained weights serve as m's
+        # the very same genome: its trained weights serve as m's. An isomorphic twin with
+        # other node names (or NB201 convs on a dead edge, which the hash ignores) has
+        # other tensor names, so its file would not load into m's network: no weights.
+        same = hit.get("genome") == m.genome.to_string()
+        m.weights = self.refs.share(hit["weights"]) if same else None
         self._complete(m, Outcome(reason=f"duplicate of {hit['id']}", finished_s=t, extra=dict(hit["extra"])))
 
     def _finish(self, r: Result, replayed: Optional[dict] = None) -> None:
