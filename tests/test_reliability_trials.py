@@ -157,7 +157,8 @@ def test_plugin_operator_exception_exit_2_checkpoint_intact_then_resume(tmp_path
     first = rows(d)
     assert state["counters"]["births"] == len(first) and first["id"].is_unique
     plugin.write_text(textwrap.dedent(PLUGIN.format(broken=False)))
-    assert forked(["--resume", str(d), "--quiet"]) == 0
+    # a recorded plug-in is loaded on resume only when named again (nothing runs from a run dir)
+    assert forked(["--resume", str(d), "--plugin", str(plugin), "--quiet"]) == 0
     df = rows(d)
     # --evaluations counts trained networks; reused duplicates are rows of their own
     assert (df["status"] != "duplicate").sum() == 20 and df["id"].is_unique
