@@ -5,6 +5,8 @@ The fast lane (``python -m pytest -m "not slow" tests``) skips tests marked
 slow as a whole: they run the CLI with real training in subprocesses, inject real
 faults (SIGKILL, full disks), start Ray or a browser.
 """
+import sys
+
 import pytest
 
 SLOW_MODULES = {"test_cli", "test_reliability", "test_reliability_input", "test_reliability_stress",
@@ -16,3 +18,32 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _registries_as_before():
+    """Every test leaves the registries as it found them. A plug-in loaded in-process
+    (``main([... "--plugin", p])``) registers its operators for good, and they join the
+    default mutation mix of every later search in that process: without this, one
+    test's operator that raises KeyboardInterrupt ran inside later tests."""
+    from evonas import operators, plugins
+    from evonas.evaluate.pool import BACKENDS
+    from evonas.evolve.base import STRATEGIES
+    from evonas.genome.base import GENOMES
+    from evonas.ops import OPS
+    regs = [*operators._REGISTRIES.values(), GENOMES, STRATEGIES, OPS, BACKENDS]
+    before = ({id(r): dict(r._items) for r in regs}, dict(operators._REGISTRIES),
+              dict(plugins._LOADED), plugins.CALL_LIMIT_S, set(sys.modules))
+    yield
+    items, op_regs, loaded, limit, modules = before
+    for r in regs:
+        r._items.clear()
+        r._items.update(items[id(r)])
+    operators._REGISTRIES.clear()
+    operators._REGISTRIES.update(op_regs)
+    plugins._LOADED.clear()
+    plugins._LOADED.update(loaded)
+    plugins.CALL_LIMIT_S = limit
+    for name in set(sys.modules) - modules:
+        if name.startswith("evonas_plugin_"):
+            del sys.modules[name]
