@@ -36,14 +36,22 @@ def _registries_as_before():
               dict(plugins._LOADED), plugins.CALL_LIMIT_S, set(sys.modules))
     yield
     items, op_regs, loaded, limit, modules = before
-    for r in regs:
-        r._items.clear()
-        r._items.update(items[id(r)])
-    operators._REGISTRIES.clear()
-    operators._REGISTRIES.update(op_regs)
+    for r in regs + [reg for name, reg in operators._REGISTRIES.items() if name not in op_regs]:
+        for name in set(r._items) - set(items.get(id(r), ())):
+            if not _built_in(r._items[name]):
+                r.unregister(name)  # a plug-in's or a test's own; a lazily imported built-in stays
+        for name, obj in items.get(id(r), {}).items():
+            r._items.setdefault(name, obj)  # one a test unregistered
     plugins._LOADED.clear()
     plugins._LOADED.update(loaded)
     plugins.CALL_LIMIT_S = limit
     for name in set(sys.modules) - modules:
         if name.startswith("evonas_plugin_"):
             del sys.modules[name]
+
+
+def _built_in(obj) -> bool:
+    """Registered by evonas itself (imported lazily during a test, it would not
+    register again if removed: its module stays imported)."""
+    module = getattr(getattr(obj, "fn", obj), "__module__", "") or ""
+    return module == "evonas" or module.startswith("evonas.")
