@@ -194,7 +194,7 @@ class Config:
 
     def dump(self, path: str | Path) -> None:
         """Write ``to_dict()`` as JSON atomically (tmp file, fsync, rename)."""
-        from .store.rundir import atomic_write_text  # lazy: store imports config
+        from .io import atomic_write_text
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
 
     @classmethod

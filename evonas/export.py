@@ -20,7 +20,8 @@ from typing import Optional, Sequence
 import torch
 
 from .errors import ConfigError, cli_exit_code
-from .store.rundir import BEST, RunPaths, is_run_dir, read_json
+from .io import read_json
+from .store.rundir import BEST, RunPaths, is_run_dir
 
 FORMATS = {"pt2": ".pt2", "torchscript": ".ts.pt", "onnx": ".onnx"}
 

@@ -19,7 +19,6 @@ import argparse
 import datetime as _dt
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -29,7 +28,8 @@ import pandas as pd
 
 from .errors import ConfigError, EvonasError, cli_exit_code
 from .lineage import ancestry, load_lineage
-from .store.rundir import BEST, RunPaths, atomic_copy, atomic_write_text, is_run_dir, read_json
+from .io import atomic_copy, atomic_path, atomic_write_text, read_json
+from .store.rundir import BEST, RunPaths, is_run_dir
 
 
 # --- summary ------------------------------------------------------------------------------
@@ -109,9 +109,8 @@ def export_best(run_dir: str | Path, genome, weights_path: str | Path | None = N
     title = f"{genome.type_name}: {genome.to_string()}"[:120]
     for kind in ("png", "svg"):
         out[kind] = best / f"arch.{kind}"
-        tmp = best / f"arch.tmp.{kind}"  # atomic: a reader never sees half a picture
-        draw_graph(cell, tmp, title=title)
-        os.replace(tmp, out[kind])
+        with atomic_path(out[kind], tmp_name=f"arch.tmp.{kind}") as tmp:  # matplotlib goes by the suffix
+            draw_graph(cell, tmp, title=title)
     return out
 
 

@@ -82,7 +82,7 @@ def _guarded(args: argparse.Namespace, argv: list) -> int:
     """``_run`` with the two ways a run stops that are no user mistake: a stop
     signal (one line, 130/143) and a full disk (one line naming the file, 2)."""
     from .stops import Stop
-    from .store.rundir import DISK_FULL, storage_error
+    from .io import DISK_FULL, storage_error
     try:
         return _run(args, argv)
     except Stop as e:
@@ -116,7 +116,8 @@ def _run(args: argparse.Namespace, argv: list) -> int:
 
 
 def _resume(args: argparse.Namespace, argv: list, overrides: dict) -> int:
-    from .store.rundir import open_for_resume, record_resume
+    from .reopen import open_for_resume
+    from .store.rundir import record_resume
     cfg, paths = open_for_resume(args.resume, overrides, args.config)
     plan = _plan(cfg)
     # the resume is recorded (config.json, manifest.json) once the journal has been replayed and checked

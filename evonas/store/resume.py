@@ -147,7 +147,7 @@ class Sink:
             self.after(row)
         reason = str(row.get("reason") or "")
         if row.get("status") == "failed" and ("[Errno 28]" in reason or "No space left" in reason):
-            from .rundir import StorageError
+            from ..io import StorageError
             raise StorageError(f"disk full: a worker could not write weights into {self.paths.weights} "
                                f"(individual {row.get('id')}); the run stopped (free space, then --resume)")
         if row.get("status") == "failed" and reason.startswith("parent weights "):

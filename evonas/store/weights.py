@@ -20,7 +20,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import ConfigError
-from .rundir import atomic_write_bytes
+from ..io import atomic_write_bytes
 
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
