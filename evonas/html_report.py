@@ -115,7 +115,7 @@ def _table_html(df: Optional[pd.DataFrame], cls: str) -> str:
 def build(root: str | Path, cache: Optional[dict] = None) -> str:
     """The page's HTML text (``cache``: drawings by genome string, reused by ``Refresher``)."""
     from .plot import fitness_label
-    from .report import load_config, summarize, wall_seconds
+    from .summary import load_config, summarize, wall_seconds
     root = Path(root)
     paths = RunPaths(root)
     df = load_lineage(paths.lineage)

@@ -24,7 +24,7 @@ gives the signature); the built-in ones of the tree genome are in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch

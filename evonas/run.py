@@ -165,7 +165,7 @@ def _plan(cfg: Config) -> Plan:
         return Plan(cfg, plugins, cls, space, seeds, None, ["table"], report, table)
     data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
     data.load()  # a missing file, bad npz or offline download fails here, before any write
-    from .evaluate.pool import backend  # each backend places its own slots (Ray: the cluster's)
+    from .evaluate.backends import backend  # each backend places its own slots (Ray: the cluster's)
     slots = backend(cfg.backend).placement(cfg.devices, cfg.workers, cfg.trials_per_device, cfg.ray_address)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
 
@@ -205,7 +205,7 @@ def _evaluator(plan: Plan, **train):
     if train.get("epochs") and settings["timeout_s"]:  # the per-trial limit scales with the epochs
         settings["timeout_s"] *= max(1.0, train["epochs"] / cfg.epochs)
     tc = TrainConfig(**{**settings, **train})
-    from .evaluate.pool import backend
+    from .evaluate.backends import backend
     return backend(cfg.backend).open(plan.data, tc, plan.slots, cfg.ray_address)
 
 

@@ -37,7 +37,7 @@ LAYERS: dict[int, set[str]] = {
         "evaluate.trial", "evaluate.table"},
     6: {"store", "store.journal", "store.lineage", "store.resume", "store.rundir",
         "store.weights", "lineage"},
-    7: {"config", "reopen", "run", "train", "final", "report", "html_report", "compare",
+    7: {"config", "reopen", "run", "train", "final", "summary", "report", "html_report", "compare",
         "plot", "draw", "export"},
 }
 LAYER_OF = {("evonas." + m).rstrip("."): n for n, ms in LAYERS.items() for m in ms}

@@ -92,6 +92,10 @@ class RunPaths:
 
 
 # --- the lock -----------------------------------------------------------------------------
+class DamagedRunError(EvonasError):
+    """A file the run needs from its directory is missing or not what was recorded."""
+
+
 class RunLock:
     """Exclusive ``flock`` on a run directory, held until ``release`` or process exit.
     Raises ConfigError (exit 2, one line) when another process holds it."""
@@ -199,7 +203,6 @@ def resumable(path: str | Path, resumable_keys: Iterable[str]) -> tuple[dict, Ru
     if not isinstance(raw, dict):
         raise ConfigError(where, CONFIG, type(raw).__name__, "must be a JSON object")
     if paths.manifest.exists():
-        from .resume import check_config_unedited
         info = read_json(paths.manifest, where)
         check_config_unedited(raw, info.get("config") if isinstance(info, dict) else None,
                               frozenset(resumable_keys), where)
@@ -225,6 +228,25 @@ def record_resume(paths: RunPaths, config: Any, argv: Sequence[str] | None = Non
     info["config"] = config.to_dict()
     atomic_write_json(paths.manifest, info)
     config.dump(paths.config)
+
+
+def check_config_unedited(stored: Mapping[str, Any], recorded: Mapping[str, Any] | None,
+                          changeable: Iterable[str], where: str) -> None:
+    """``stored`` (config.json) against ``recorded`` (the manifest's copy); keys in
+    ``changeable`` (budget, hardware) may differ, being changed by ``--resume`` flags."""
+    if not isinstance(recorded, Mapping):
+        return  # a run directory from before configs were recorded in the manifest
+    skip = set(changeable) | {"name", "run_dir"}
+    edited = [k for k in sorted(set(stored) | set(recorded))
+              if k not in skip and _norm(stored.get(k)) != _norm(recorded.get(k))]
+    if edited:
+        detail = "; ".join(f"{k}: recorded {recorded.get(k)!r}, config.json {stored.get(k)!r}" for k in edited)
+        raise ConfigError(where, "config.json", ", ".join(edited),
+                          f"was edited after the run started ({detail}); restore it or start a new run")
+
+
+def _norm(v: Any) -> Any:
+    return json.loads(json.dumps(v))  # tuples and lists compare equal
 
 
 # --- checkpoint ---------------------------------------------------------------------------
