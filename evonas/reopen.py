@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from .config import RESUMABLE, Config, read_file
 from .errors import ConfigError
-from .store.rundir import CONFIG, RunPaths, resumable
+from .store.rundir import CONFIG, RunPaths, check_resumable_state, resumable
 
 
 def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None,
@@ -45,6 +45,7 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
         detail = "; ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in conflicts.items())
         raise ConfigError(where, ", ".join(conflicts), {k: b for k, (a, b) in conflicts.items()},
                           f"conflicts with the stored config ({detail}); drop these flags or start a new run")
+    check_resumable_state(paths)
     return wanted, paths
 
 

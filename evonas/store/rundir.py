@@ -186,12 +186,12 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def resumable(path: str | Path, resumable_keys: Iterable[str]) -> tuple[dict, RunPaths]:
-    """The checks of a resume that need no Config: ``path`` is a writable run
+    """The first checks of a resume, which need no Config: ``path`` is a run
     directory whose config.json is a JSON object left as the run wrote it (only
-    ``resumable_keys`` may have been edited), whose state.json (if any) is an
-    object, and that has a journal if it has lineage rows. Returns (the raw
-    config dict, paths); nothing is written. ``reopen.open_for_resume`` adds the
-    Config part (L7)."""
+    ``resumable_keys`` may have been edited) and whose state.json (if any) is an
+    object. Returns (the raw config dict, paths); nothing is written.
+    ``reopen.open_for_resume`` adds the Config part (L7), then calls
+    ``check_resumable_state``."""
     root = Path(path)
     where = f"resume {root}"
     if not root.is_dir():
@@ -210,13 +210,20 @@ def resumable(path: str | Path, resumable_keys: Iterable[str]) -> tuple[dict, Ru
         state = read_json(paths.state, where)
         if not isinstance(state, dict):
             raise ConfigError(where, STATE, type(state).__name__, "checkpoint must be a JSON object")
+    return raw, paths
+
+
+def check_resumable_state(paths: RunPaths) -> None:
+    """The last checks before a resume writes: a journal to replay (if the run has
+    lineage rows) and a writable directory. Run after the config checks, so a
+    config conflict is reported first."""
     from .lineage import read_records
+    where = f"resume {paths.root}"
     if not paths.journal.exists() and read_records(paths.lineage):
         raise ConfigError(where, JOURNAL, str(paths.journal), "missing: this run has lineage rows but no "
                           "journal (made by an evonas without journals?); it cannot be resumed exactly")
-    if not os.access(root, os.W_OK | os.X_OK):
-        raise ConfigError(where, "run_dir", str(root), "not writable")
-    return raw, paths
+    if not os.access(paths.root, os.W_OK | os.X_OK):
+        raise ConfigError(where, "run_dir", str(paths.root), "not writable")
 
 
 def record_resume(paths: RunPaths, config: Any, argv: Sequence[str] | None = None) -> None:
