@@ -35,7 +35,7 @@ def _labels(keys: list[str]) -> dict[str, str]:
 
 def run_table(roots: Sequence[Path]) -> pd.DataFrame:
     """One row per run: group key, seed, best fitness, evaluations, and its curves."""
-    from .report import load_config
+    from .summary import load_config
     rows = []
     for root in roots:
         cfg = load_config(root)
@@ -112,7 +112,7 @@ def compare(roots: Sequence[Path], output: Optional[Path] = None, plots: bool = 
     ``plots``) into ``output`` (default: the first run's parent directory)."""
     from .errors import ConfigError
     from .plot import fitness_label, save
-    from .report import load_config
+    from .summary import load_config
     out_dir = Path(output) if output is not None else Path(roots[0]).resolve().parent
     if not out_dir.is_dir():
         raise ConfigError("report", "output", str(out_dir), "is not a directory")

@@ -20,6 +20,7 @@ from torch import fx, nn
 from .errors import GraphError
 from .graph import io_nodes, ordered_inputs, validate
 from .ops import OPS, Merge, Shape
+from .ops import build as build_op
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def compile_graph(g: nx.DiGraph, input_shape: Shape, num_classes: int, seed: int
             op = OPS.get(d["op"])
             if op.arity == 0:
                 continue
-            mod = op.build([shapes[u] for u in ordered_inputs(g, n)], op.resolve(d.get("params")))
+            mod = build_op(op.name, [shapes[u] for u in ordered_inputs(g, n)], op.resolve(d.get("params")))
             if isinstance(mod, Merge):
                 merges[n] = mod
             elif mod is not None:

@@ -32,13 +32,11 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .evaluate.base import INHERIT
+from .evaluate.train import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
 from .evolve.dedup import DEDUP
 
 BACKENDS = ("local", "ray")
 RESULT_ORDERS = ("completion", "submission")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-PRECISIONS = ("auto", "bf16", "fp32")
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 # Keys a resumed run may change: more budget, other hardware, moved files. precision
 # and memory_format go with the hardware: under "auto", moving from CPU to a GPU
@@ -194,7 +192,7 @@ class Config:
 
     def dump(self, path: str | Path) -> None:
         """Write ``to_dict()`` as JSON atomically (tmp file, fsync, rename)."""
-        from .store.rundir import atomic_write_text  # lazy: store imports config
+        from .io import atomic_write_text
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
 
     @classmethod

@@ -20,7 +20,8 @@ from typing import Optional, Sequence
 import torch
 
 from .errors import ConfigError, cli_exit_code
-from .store.rundir import BEST, RunPaths, is_run_dir, read_json
+from .io import read_json
+from .store.rundir import BEST, RunPaths, is_run_dir
 
 FORMATS = {"pt2": ".pt2", "torchscript": ".ts.pt", "onnx": ".onnx"}
 
@@ -41,7 +42,7 @@ def load_best(run_dir: str | Path) -> tuple[torch.nn.Module, tuple[int, int, int
     """-> (the best network with its trained weights, in eval mode; its input shape)."""
     from .compile import compile_graph
     from .genome import load_genome
-    from .store.weights import load_weights_file
+    from .tensor_io import load_weights_file
     root = Path(run_dir)
     if not is_run_dir(root):
         raise ConfigError("export", "run_dir", str(root), "not a run directory (needs config.json and lineage.csv)")

@@ -25,7 +25,7 @@ Points (where they sit):
 * ``driver_inflight``  engine, right after a job is handed to the evaluator
 * ``before_lineage_row``  driver, result finished, its lineage row not yet written
 * ``after_lineage_row``  driver, row written (and flushed), checkpoint not yet
-* ``checkpoint_tmp``  ``store.rundir.atomic_write_bytes``: tmp file written, not yet renamed
+* ``checkpoint_tmp``  ``io.atomic_path``: tmp file written, not yet renamed
 * ``worker_trial``  ``evaluate.train``: inside the training loop, once per step
 * ``after_final_row``  ``final.FinalStage``: a final.csv row written, the next not yet
 * ``disk_write``  every write into the run directory (lineage row, atomic file), just before it

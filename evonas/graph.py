@@ -4,7 +4,7 @@ Schema
 ------
 * Node ids are strings of ``[A-Za-z0-9_]`` (they become module names, and weight
   inheritance matches tensors by node id, so decoders keep ids stable).
-* Node attribute ``op``: a name in ``evonas.ops.OPS``; ``params``: a dict of that
+* Node attribute ``op``: a name in ``evonas.opspec.OPS``; ``params``: a dict of that
   op's parameters (missing keys take the op's defaults).
 * Exactly one node has op ``input`` (no predecessors) and one has op ``output``
   (exactly one predecessor, no successors).
@@ -27,7 +27,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import GraphError, RegistryError
-from .ops import OPS
+from .opspec import OPS
 
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 
+from .io import atomic_write_text
 from .lineage import load_lineage, operator_stats
 from .store.rundir import RunPaths
 
@@ -115,7 +115,7 @@ def _table_html(df: Optional[pd.DataFrame], cls: str) -> str:
 def build(root: str | Path, cache: Optional[dict] = None) -> str:
     """The page's HTML text (``cache``: drawings by genome string, reused by ``Refresher``)."""
     from .plot import fitness_label
-    from .report import load_config, summarize, wall_seconds
+    from .summary import load_config, summarize, wall_seconds
     root = Path(root)
     paths = RunPaths(root)
     df = load_lineage(paths.lineage)
@@ -156,9 +156,7 @@ def _logbook(paths: RunPaths) -> Optional[pd.DataFrame]:
 def write_report(root: str | Path, cache: Optional[dict] = None) -> Path:
     """Write ``root/report.html`` atomically; returns its path."""
     path = Path(root) / REPORT
-    tmp = path.with_name(REPORT + ".tmp")
-    tmp.write_text(build(root, cache), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, build(root, cache))
     return path
 
 

@@ -17,38 +17,27 @@ Modes of ``inherit``:
 BN running statistics and ``num_batches_tracked`` are state-dict entries, so all
 modes carry them along with the weights.
 
-Transfer-rule signature (``register_mutation(genome_type, name, transfer=rule)``)::
-
-    rule(parent_genome, child_genome, parent_state, child_state, rng) -> dict[str, Tensor]
-
-``parent_state`` is the parent's trained state dict, ``child_state`` the child's
-freshly initialised state dict (read-only: it tells the rule every key and shape);
-``rng`` a ``numpy.random.Generator`` (e.g. for the Net2WiderNet mapping). The rule
-returns the child entries it inherits; every other key keeps its fresh value. A
-rule learns where the transformation happened by comparing the two genomes (the
-child genome alone is enough to rebuild the child, the pair is enough to find the
-change), so it also works after a restart, from genomes read back from disk.
-
-The Net2Net tensor helpers below work on the local state of one ops.py module
-(keys such as ``0.weight``, ``1.running_var``) and are shared by genome types.
+Transfer rules are registered per operator in ``evonas.transfer`` (its docstring
+gives the signature); the built-in ones of the tree genome are in
+``evonas.transfer_tree``, imported here so they are always registered.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .config import INHERIT
+from . import transfer_tree  # noqa: F401  (registers the tree genome's transfer rules)
 from .errors import ConfigError
+from .evaluate.base import INHERIT
+from .transfer import (BN_EPS, BN_KEYS, TRANSFERS, TransferRule, copy_bn, identity_bn,  # noqa: F401  (re-exported)
+                       identity_kernel, net2wider, register_transfer, resize_kernel, shape_transfer,
+                       transfer_rule)
 
 MODES = INHERIT
-BN_EPS = 1e-5  # nn.BatchNorm2d default, used by every BN of evonas.ops
-BN_KEYS = ("weight", "bias", "running_mean", "running_var")
-
-TransferRule = Callable[..., dict]
 
 
 @dataclass
@@ -63,12 +52,6 @@ class InheritReport:
     def summary(self) -> str:
         return (f"{self.mode}/{self.rule}: {len(self.copied)} copied, "
                 f"{len(self.transformed)} transformed, {len(self.fresh)} fresh")
-
-
-def shape_transfer(parent_state: Mapping[str, Tensor], child_state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Parent tensors whose key and shape exist unchanged in the child (copies)."""
-    return {k: parent_state[k].detach().clone() for k, v in child_state.items()
-            if k in parent_state and parent_state[k].shape == v.shape and parent_state[k].dtype == v.dtype}
 
 
 def kernel_growth_transfer(parent_state: Mapping[str, Tensor], child_state: Mapping[str, Tensor],
@@ -110,13 +93,12 @@ def _grown_conv(key: str, before: tuple, after: tuple, module: nn.Module) -> boo
 
 
 def _resolve_rule(operator, child_genome) -> TransferRule | None:
+    """The rule registered in ``evonas.transfer`` for the operator (an
+    ``evonas.operators.Operator`` or its name) that made the child."""
     if operator is None:
         return None
-    if isinstance(operator, str):
-        from .operators import operators
-        operator = operators(child_genome.type_name).get(operator)
-    rule = getattr(operator, "transfer", None)
-    return rule if callable(rule) else None
+    name = operator if isinstance(operator, str) else getattr(operator, "name", None)
+    return transfer_rule(child_genome.type_name, name) if isinstance(name, str) else None
 
 
 def inherit(parent_genome, parent_state: Mapping[str, Tensor], child_genome, child_module: nn.Module,
@@ -179,56 +161,3 @@ def check_parent_state(parent_genome, parent_state: Mapping[str, Tensor], input_
         if tuple(got.shape) != tuple(v.shape) or got.dtype != v.dtype:
             raise ConfigError(where, k, f"{tuple(got.shape)} {got.dtype}",
                               f"the parent's network has {tuple(v.shape)} {v.dtype}")
-
-
-# --- Net2Net helpers on one module's local state -----------------------------------------
-# conv_bn_relu: 0 = conv, 1 = BN; sep_conv: 0 = depthwise, 1 = pointwise, 2 = BN.
-
-def identity_bn(fresh: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    """BN that is the identity in eval mode on its fresh running statistics:
-    gamma = sqrt(var + eps), beta = mean (Net2DeeperNet)."""
-    mean, var = fresh[f"{prefix}running_mean"], fresh[f"{prefix}running_var"]
-    return {f"{prefix}weight": torch.sqrt(var + BN_EPS), f"{prefix}bias": mean.clone(),
-            f"{prefix}running_mean": mean.clone(), f"{prefix}running_var": var.clone(),
-            f"{prefix}num_batches_tracked": fresh[f"{prefix}num_batches_tracked"].clone()}
-
-
-def copy_bn(old: Mapping[str, Tensor], src: str, dst: str, index: Tensor | None = None) -> dict[str, Tensor]:
-    """BN entries ``src*`` -> ``dst*``, optionally gathered along channel ``index``."""
-    out = {f"{dst}{k}": (old[f"{src}{k}"] if index is None else old[f"{src}{k}"][index]).clone() for k in BN_KEYS}
-    out[f"{dst}num_batches_tracked"] = old[f"{src}num_batches_tracked"].clone()
-    return out
-
-
-def identity_kernel(c: int, k: int, depthwise: bool) -> Tensor:
-    """Conv kernel that maps c channels to themselves: (c, 1 or c, k, k)."""
-    w = torch.zeros(c, 1 if depthwise else c, k, k)
-    idx = torch.arange(c)
-    w[idx, 0 if depthwise else idx, k // 2, k // 2] = 1.0
-    return w
-
-
-def resize_kernel(w: Tensor, k: int) -> Tensor:
-    """Zero-pad (exact) or centre-crop (approximate) a kernel to k x k."""
-    k0 = w.shape[-1]
-    if k >= k0:
-        p = (k - k0) // 2
-        return torch.nn.functional.pad(w, (p, p, p, p))
-    p = (k0 - k) // 2
-    return w[..., p:p + k, p:p + k].clone()
-
-
-def net2wider(conv_w: Tensor, bn: Mapping[str, Tensor], next_w: Tensor, width: int,
-              rng: np.random.Generator) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-    """Net2WiderNet of a conv -> BN -> ReLU layer with h units feeding ``next_w``
-    (input units on dim 1) to ``width`` >= h units. The mapping g keeps unit j for
-    j < h and copies a random unit for the new ones; incoming weights and BN
-    statistics are copied along g, outgoing weights divided by the copy count.
-    ``bn`` has keys ``weight``/``bias``/``running_mean``/``running_var``."""
-    h = conv_w.shape[0]
-    if width < h:
-        raise ConfigError("net2wider", "width", width, f"must be >= the current {h} units")
-    g = torch.as_tensor(np.concatenate([np.arange(h), rng.integers(0, h, width - h)]), dtype=torch.long)
-    counts = torch.bincount(g, minlength=h).to(next_w.dtype)
-    new_bn = {k: bn[k][g].clone() for k in BN_KEYS}
-    return conv_w[g].clone(), new_bn, (next_w[:, g] / counts[g]).clone()

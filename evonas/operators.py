@@ -2,15 +2,14 @@
 
 A mutation is a plain function ``(genome, rng) -> genome``; a crossover is
 ``(genome_a, genome_b, rng) -> (child_a, child_b)``. ``rng`` is a
-``numpy.random.Generator``. An operator may declare a weight-transfer rule
-``transfer(parent_genome, child_genome, parent_state, child_state, rng) -> dict``
-returning the child state-dict entries it inherits (see ``evonas.inherit``);
-operators without one inherit weights by shape.
+``numpy.random.Generator``. This layer is torch-free: an operator's weight-transfer
+rule, if it has one, is registered by name in ``evonas.transfer`` (L3); operators
+without one inherit weights by shape.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from .registry import Registry
 
@@ -21,7 +20,6 @@ class Operator:
     genome_type: str
     fn: Callable
     kind: str = "mutation"  # or "crossover"
-    transfer: Optional[Callable] = None  # weight-transfer rule, None = by shape
     weight: float = 1.0  # default relative probability of being chosen
 
     def __call__(self, *args, **kwargs):
@@ -36,12 +34,11 @@ def operators(genome_type: str) -> Registry[Operator]:
     return _REGISTRIES.setdefault(genome_type, Registry(f"{genome_type} operator"))
 
 
-def register_mutation(genome_type: str, name: str | None = None, *, transfer: Callable | None = None,
-                      weight: float = 1.0, kind: str = "mutation"):
+def register_mutation(genome_type: str, name: str | None = None, *, weight: float = 1.0, kind: str = "mutation"):
     """Decorator: ``@register_mutation("tree", name="my_op")`` on ``fn(genome, rng)``.
     Duplicate names for the same genome type raise ``RegistryError``."""
     def wrap(fn: Callable) -> Callable:
-        op = Operator(name or fn.__name__, genome_type, fn, kind, transfer, weight)
+        op = Operator(name or fn.__name__, genome_type, fn, kind, weight)
         operators(genome_type).register(op.name, op)
         return fn
     return wrap

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .draw import draw_graph, layout, name_color
+from .io import atomic_path
 
 
 def fitness_label(cfg: Mapping[str, Any]) -> str:
@@ -41,9 +42,8 @@ def save(fig, stem: str | Path) -> list[Path]:
     out = []
     for ext in ("png", "svg"):
         path = Path(f"{stem}.{ext}")
-        tmp = path.with_name(path.stem + ".tmp." + ext)
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        tmp.replace(path)
+        with atomic_path(path, tmp_name=f"{path.stem}.tmp.{ext}") as tmp:  # matplotlib goes by the suffix
+            fig.savefig(tmp, dpi=150, bbox_inches="tight")
         out.append(path)
     return out
 

@@ -16,10 +16,8 @@ cell for NB201, the labelled DAG otherwise).
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -27,59 +25,13 @@ from typing import Any, Optional, Sequence
 import networkx as nx
 import pandas as pd
 
-from .errors import ConfigError, EvonasError, cli_exit_code
-from .lineage import ancestry, load_lineage
-from .store.rundir import BEST, RunPaths, atomic_copy, atomic_write_text, is_run_dir, read_json
+from .errors import ConfigError, cli_exit_code
+from .lineage import load_lineage
+from .io import atomic_copy, atomic_path, atomic_write_text
+from .store.rundir import BEST, RunPaths, is_run_dir
+from .summary import format_summary, load_config, summarize, wall_seconds  # noqa: F401  (re-exported)
 
 
-# --- summary ------------------------------------------------------------------------------
-def summarize(df: pd.DataFrame, wall_seconds: Optional[float] = None) -> dict[str, Any]:
-    """The numbers of the final table. ``evaluations`` counts trained individuals
-    (ok + failed); duplicates reused an earlier result and are counted apart."""
-    ok = df[df["status"] == "ok"]
-    out: dict[str, Any] = {"individuals": len(df),
-                           "evaluations": int(df["status"].isin(["ok", "failed"]).sum()),
-                           "duplicates skipped": int((df["status"] == "duplicate").sum()),
-                           "failures": int((df["status"] == "failed").sum()),
-                           "wall time (s)": None if wall_seconds is None else round(float(wall_seconds), 1)}
-    if ok["fitness"].notna().any():
-        best = ok.loc[ok["fitness"].idxmax()]
-        out.update({"best id": int(best["id"]), "best fitness": float(best["fitness"]),
-                    "best lineage epochs": None if "lineage_epochs" not in best or pd.isna(best["lineage_epochs"])
-                    else float(best["lineage_epochs"]),
-                    "params": _int_or_none(best["params"]), "FLOPs (MACs)": _int_or_none(best["flops"]),
-                    "lineage depth": len(ancestry(df, int(best["id"]))) - 1,
-                    "operator": best["operator"], "genome": best["genome"]})
-        for col in df.columns[list(df.columns).index("reason") + 1:]:  # extra metrics
-            out[col] = None if pd.isna(best[col]) else float(best[col])
-    return out
-
-
-def _int_or_none(v: Any) -> Optional[int]:
-    return None if pd.isna(v) else int(v)
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """A two-column text table."""
-    rows = [(k, "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
-            for k, v in summary.items()]
-    width = max(len(k) for k, _ in rows)
-    rule = "-" * (width + 3 + min(60, max(len(v) for _, v in rows)))
-    return "\n".join([rule] + [f"{k:<{width}} | {v}" for k, v in rows] + [rule])
-
-
-def wall_seconds(paths: RunPaths) -> Optional[float]:
-    """Seconds from the manifest's start time to the last lineage write: wall time
-    including any pauses between resumes (an upper bound of compute time)."""
-    try:
-        start = read_json(paths.manifest, str(paths.root)).get("start_time")
-        t0 = _dt.datetime.fromisoformat(start).timestamp()
-    except (EvonasError, TypeError, ValueError, AttributeError):
-        return None
-    return max(0.0, paths.lineage.stat().st_mtime - t0)
-
-
-# --- best model export --------------------------------------------------------------------
 def export_best(run_dir: str | Path, genome, weights_path: str | Path | None = None,
                 fitness: Optional[float] = None, individual: Optional[int] = None) -> dict[str, Path]:
     """Write ``best/``: genome.json, weights.safetensors (copied from
@@ -109,9 +61,8 @@ def export_best(run_dir: str | Path, genome, weights_path: str | Path | None = N
     title = f"{genome.type_name}: {genome.to_string()}"[:120]
     for kind in ("png", "svg"):
         out[kind] = best / f"arch.{kind}"
-        tmp = best / f"arch.tmp.{kind}"  # atomic: a reader never sees half a picture
-        draw_graph(cell, tmp, title=title)
-        os.replace(tmp, out[kind])
+        with atomic_path(out[kind], tmp_name=f"arch.tmp.{kind}") as tmp:  # matplotlib goes by the suffix
+            draw_graph(cell, tmp, title=title)
     return out
 
 
@@ -137,14 +88,6 @@ def to_dot(g: nx.DiGraph, title: str = "") -> str:
 
 
 # --- command line -------------------------------------------------------------------------
-def load_config(root: Path) -> dict[str, Any]:
-    try:
-        cfg = read_json(RunPaths(root).config, str(root))
-    except EvonasError:
-        return {}
-    return cfg if isinstance(cfg, dict) else {}
-
-
 def check_run_dir(run_dir: str | Path) -> Path:
     root = Path(run_dir)
     if not is_run_dir(root):

@@ -82,7 +82,7 @@ def _guarded(args: argparse.Namespace, argv: list) -> int:
     """``_run`` with the two ways a run stops that are no user mistake: a stop
     signal (one line, 130/143) and a full disk (one line naming the file, 2)."""
     from .stops import Stop
-    from .store.rundir import DISK_FULL, storage_error
+    from .io import DISK_FULL, storage_error
     try:
         return _run(args, argv)
     except Stop as e:
@@ -116,7 +116,8 @@ def _run(args: argparse.Namespace, argv: list) -> int:
 
 
 def _resume(args: argparse.Namespace, argv: list, overrides: dict) -> int:
-    from .store.rundir import open_for_resume, record_resume
+    from .reopen import open_for_resume
+    from .store.rundir import record_resume
     cfg, paths = open_for_resume(args.resume, overrides, args.config)
     plan = _plan(cfg)
     # the resume is recorded (config.json, manifest.json) once the journal has been replayed and checked
@@ -164,7 +165,7 @@ def _plan(cfg: Config) -> Plan:
         return Plan(cfg, plugins, cls, space, seeds, None, ["table"], report, table)
     data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
     data.load()  # a missing file, bad npz or offline download fails here, before any write
-    from .evaluate.pool import backend  # each backend places its own slots (Ray: the cluster's)
+    from .evaluate.backends import backend  # each backend places its own slots (Ray: the cluster's)
     slots = backend(cfg.backend).placement(cfg.devices, cfg.workers, cfg.trials_per_device, cfg.ray_address)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
 
@@ -204,7 +205,7 @@ def _evaluator(plan: Plan, **train):
     if train.get("epochs") and settings["timeout_s"]:  # the per-trial limit scales with the epochs
         settings["timeout_s"] *= max(1.0, train["epochs"] / cfg.epochs)
     tc = TrainConfig(**{**settings, **train})
-    from .evaluate.pool import backend
+    from .evaluate.backends import backend
     return backend(cfg.backend).open(plan.data, tc, plan.slots, cfg.ray_address)
 
 

@@ -90,7 +90,7 @@ def retrain(genome_file: str | Path, epochs: int, dataset: str = "digits", data_
               "val_accuracy": res.fitness, "test_accuracy": res.extra.get("test_accuracy"),
               "params": res.params, "macs": res.flops, "train_seconds": round(res.train_seconds, 3),
               "weights": str(weights) if res.weights else None, "out": str(out)}
-    from .store.rundir import atomic_write_text
+    from .io import atomic_write_text
     atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     return result
 

@@ -8,8 +8,9 @@ import pytest
 from evonas.config import Config
 from evonas.errors import ConfigError
 from evonas.store.lineage import LineageWriter
-from evonas.store.rundir import (RunPaths, atomic_write_json, create_run_dir, is_run_dir, load_state,
-                                 open_for_resume, record_resume, save_state)
+from evonas.io import atomic_write_json
+from evonas.reopen import open_for_resume
+from evonas.store.rundir import RunPaths, create_run_dir, is_run_dir, load_state, record_resume, save_state
 
 
 def snapshot(root):

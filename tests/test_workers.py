@@ -238,7 +238,7 @@ def test_worker_rss_stays_flat_over_many_trials():
 # --- every registered backend (the contract) -------------------------------------------------
 
 def _backend_names():
-    from evonas.evaluate.pool import backend, BACKENDS
+    from evonas.evaluate.backends import BACKENDS, backend
     backend("local")  # imports the built-in backends
     return BACKENDS.names()
 
@@ -246,7 +246,7 @@ def _backend_names():
 def test_backend_registry_covers_the_cli_and_rejects_duplicates():
     from evonas.config import BACKENDS as CLI_CHOICES
     from evonas.errors import RegistryError
-    from evonas.evaluate.pool import BACKENDS, backend
+    from evonas.evaluate.backends import BACKENDS, backend
     assert sorted(CLI_CHOICES) == _backend_names()
     assert backend("local") is LocalPool and LocalPool.backend_name == "local"
     with pytest.raises(RegistryError, match="already registered"):
@@ -261,7 +261,7 @@ def open_backend(request, tmp_path):
     injection) in its workers' environment; closed (and Ray shut down) afterwards."""
     from unittest.mock import patch
 
-    from evonas.evaluate.pool import backend
+    from evonas.evaluate.backends import backend
     opened = []
 
     def open_(env, slots=("cpu", "cpu"), **kw):

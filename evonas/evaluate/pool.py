@@ -37,13 +37,6 @@ BACKENDS: Registry[type] = Registry("backend")
 _TICK = 0.2  # seconds between liveness/timeout checks while waiting
 
 
-def backend(name: str) -> type:
-    """The registered backend class ``name`` (the built-in ones are imported here so
-    that they are registered; RegistryError naming the known ones otherwise)."""
-    from . import ray_backend, workers  # noqa: F401  (register 'local' and 'ray')
-    return BACKENDS.get(name)
-
-
 class WorkerError(EvonasError):
     """Workers cannot start (e.g. the data set does not load): not a trial failure."""
 

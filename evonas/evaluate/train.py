@@ -32,12 +32,14 @@ import torch.nn.functional as F
 
 from ..compile import compile_graph, cost
 from .. import faults
-from ..config import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
 from ..errors import ConfigError, EvonasError
 from .base import Job, Result
 from .data import Data
 
 SCHEDULES = ("cosine", "constant")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("auto", "bf16", "fp32")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 _NAN_CHECK_EVERY = 16  # steps between host syncs for the non-finite-loss check
 
 
@@ -207,7 +209,7 @@ def _inherit(job: Job, model, data: Data):
     -> its ``InheritReport``."""
     from ..errors import ConfigError, RegistryError
     from ..inherit import check_parent_state, inherit
-    from ..store.weights import load_weights_file
+    from ..tensor_io import load_weights_file
     try:  # missing, corrupt or another network's file: the driver stops the run naming it
         state = load_weights_file(job.parent_weights, "parent weights")
         check_parent_state(job.parent_genome, state, data.input_shape, data.num_classes, job.parent_weights)
@@ -324,7 +326,7 @@ def _score(model, x: torch.Tensor, y: torch.Tensor, device: str, cfg: TrainConfi
 
 def save_weights(model, path: str, metadata: dict[str, str] | None = None) -> None:
     """Write the state dict as safetensors atomically (temp file + os.replace)."""
-    from ..store.weights import save_weights_file
+    from ..tensor_io import save_weights_file
     save_weights_file(path, model.state_dict(), metadata)
 
 

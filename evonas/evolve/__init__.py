@@ -1,4 +1,4 @@
-"""Evolution: DEAP toolbox (``toolbox``), strategies (one module each: ``aging``, ``aging_novel``,
+"""Evolution: individuals, variation and selection (``toolbox``), strategies (one module each: ``aging``, ``aging_novel``,
 ``generational``, ``es``, ``random_search``, ``nsga2``) and the ``Search`` engine."""
 from . import aging, aging_novel, es, generational, nao, nsga2, pvll, random_search, reinforce, surrogate  # noqa: F401  (register strategies)
 from .base import STRATEGIES, Proposal, Strategy, register_strategy

@@ -51,7 +51,7 @@ from .base import STRATEGIES, Proposal
 from .dedup import DEDUP, HashCache, Twins
 from .record import Outcome, RecordSink
 from .release import Release
-from .toolbox import Member, Variation, make_toolbox, statistics, tools
+from .toolbox import Member, Variation, individual_class, statistics, tools
 from .weights_refs import WeightRefs, remove
 
 JOURNAL_VERSION = 1
@@ -97,7 +97,7 @@ class Search:
         self.rng = np.random.default_rng(self.seed)
         self.var = Variation(cls, self.space, mutation, seed_genomes)
         self.strategy = STRATEGIES.get(strategy)(self.var, **(strategy_args or {}))
-        self.toolbox = make_toolbox(self.var, self.strategy.pareto)
+        self.individual = individual_class(self.strategy.pareto)
         # the parts: duplicate cache and twins, weights by refcount, ordered release, rows
         self.cache = HashCache(confirm_hash)
         self.twins = Twins(self.cache)
@@ -203,7 +203,7 @@ class Search:
                 raise _mismatch(expect, "the strategy proposed nothing")
             return False
         prop, h, hit = self._dedup(prop)
-        m = self.toolbox.individual(self.next_id, prop.genome, prop.parent_ids, prop.operator, h)
+        m = self.individual(self.next_id, prop.genome, prop.parent_ids, prop.operator, h)
         if expect is not None and (expect.get("id") != m.id or expect.get("hash") != h):
             raise _mismatch(expect, f"this search made child {m.id} of hash {h}")
         t = self._log({"e": "child", "id": m.id, "hash": h})

@@ -4,7 +4,7 @@ Pseudocode (one barrier per generation)::
 
     population = N random genomes, evaluated; selNSGA2(population, N)   # sets crowding
     loop:
-        parents   = N binary tournaments on (dominance, crowding distance)
+        parents   = N crowded binary tournaments (dominance, then crowding distance)
         offspring = [mutate(p) for p in parents]                       # evaluated
         population = tools.selNSGA2(population + offspring, N)          # elitist
     report: tools.ParetoFront of every evaluated individual (the engine keeps it)
@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Proposal, Strategy, register_strategy
-from .toolbox import Member, Variation, sel_tournament_dcd, tools
+from .toolbox import Member, Variation, crowded_binary_tournament, tools
 
 
 @register_strategy("nsga2")
@@ -68,6 +68,6 @@ class NSGA2(Strategy):
         for m in list(self.alive.values()):
             if m.id not in keep:
                 self._evict(m)
-        for p in sel_tournament_dcd(self.population, self.N, rng):
+        for p in crowded_binary_tournament(self.population, self.N, rng):
             child, op = self.var.mutate(p.genome, rng)
             self.queue.append(Proposal(child, (p.id,), op))

@@ -1,19 +1,26 @@
-"""DEAP substrate: individuals, fitness, the operator toolbox and selection.
+"""What the strategies vary and select with: ``Member`` (an individual with a DEAP
+fitness), ``Variation`` (the one way to sample, mutate and cross genomes) and
+selections on an explicit RNG.
+
+DEAP is used for what it does well, as is: ``base.Fitness`` (lexicographic
+comparison, ``dominates``) through ``deap.creator`` classes, ``tools.selNSGA2``
+(nsga2), ``tools.HallOfFame``, ``tools.ParetoFront``, ``tools.Statistics`` and
+``tools.Logbook`` (the engine journals each record; report.html shows them). There
+is no ``deap.base.Toolbox``: strategies call ``Variation`` directly.
 
 * ``deap.creator`` classes are created at MODULE level (guarded, so re-importing
   never warns) so individuals pickle into worker processes: ``EvonasFitnessMax``
   (one objective, maximised), ``EvonasFitnessPareto`` (maximise fitness, minimise
   cost), ``EvonasIndividual`` / ``EvonasParetoIndividual`` (a ``Member``).
-* ``make_toolbox`` registers sampling, mutation and crossover in a
-  ``deap.base.Toolbox``. Every call of a user-replaceable operator goes through
-  ``Variation``, which checks its result and turns any misbehaviour into a
-  ``PluginError`` naming the operator (fail fast, in the driver, before a job is
-  ever sent to a worker: a buggy operator is a programming error, and the
-  checkpoint lets the user fix it and resume).
-* Randomness: DEAP draws from Python's global ``random``. We never let it: the
-  tournament and roulette selections below are DEAP's one-liners re-implemented
-  on an explicit ``numpy.random.Generator``; ``tools.selNSGA2``, ``HallOfFame``,
-  ``ParetoFront``, ``Statistics`` and ``Logbook`` are deterministic and used as is.
+* Every call of a user-replaceable operator goes through ``Variation``, which
+  checks its result and turns any misbehaviour into a ``PluginError`` naming the
+  operator (fail fast, in the driver, before a job is ever sent to a worker: a
+  buggy operator is a programming error, and the journal lets the user fix it and
+  resume).
+* Randomness: DEAP's selections draw from Python's global ``random``; we never let
+  them. The selections below draw from an explicit ``numpy.random.Generator``;
+  each docstring says how it relates to the DEAP function of similar purpose
+  (only ``sel_tournament`` follows DEAP's rule exactly).
 """
 from __future__ import annotations
 
@@ -155,38 +162,38 @@ class Variation:
         return child
 
 
-def make_toolbox(variation: Variation, pareto: bool = False) -> base.Toolbox:
-    """A ``deap.base.Toolbox`` with ``individual(id, genome, parent_ids, operator, hash)``,
-    ``sample(rng)``, ``mutate(genome, rng)`` and ``mate(op, a, b, rng)``."""
-    tb = base.Toolbox()
-    tb.register("individual", creator.EvonasParetoIndividual if pareto else creator.EvonasIndividual)
-    tb.register("sample", variation.sample)
-    tb.register("mutate", variation.mutate)
-    tb.register("mate", variation.crossover)
-    return tb
+def individual_class(pareto: bool = False) -> type:
+    """The ``deap.creator`` class of the engine's individuals: one objective
+    (fitness, maximised) or the Pareto pair (fitness max, cost min)."""
+    return creator.EvonasParetoIndividual if pareto else creator.EvonasIndividual
 
 
 # --- selection on an explicit rng (DEAP's one-liners, without global random) --------
 
 def sel_tournament(pop: Sequence[Member], size: int, rng: np.random.Generator) -> Member:
-    """``tools.selTournament(pop, 1, size)``: best of ``size`` drawn with replacement
-    (ties: the first drawn)."""
+    """The rule of ``deap.tools.selTournament(pop, 1, size)``: the best (by
+    ``fitness.wvalues``) of ``size`` members drawn with replacement, ties to the
+    first drawn; the draws come from ``rng``, not the global ``random``."""
     idx = rng.integers(len(pop), size=size)
     return max((pop[i] for i in idx), key=lambda m: m.fitness.wvalues)
 
 
 def sel_roulette(pop: Sequence[Member], k: int, rng: np.random.Generator) -> list[Member]:
-    """Roulette on (fitness - min fitness) as in Genetic CNN; uniform when all equal.
-    ``tools.selRoulette`` uses global random and raw fitness, hence re-implemented."""
+    """Roulette on (fitness - min fitness) as in Genetic CNN, ``k`` draws with
+    replacement; uniform when all are equal. Not ``deap.tools.selRoulette``, which
+    weights by the raw fitness (so it cannot take negative values)."""
     f = np.array([m.value for m in pop], dtype=float)
     w = f - f.min()
     p = w / w.sum() if w.sum() > 0 else np.full(len(pop), 1.0 / len(pop))
     return [pop[i] for i in rng.choice(len(pop), size=k, p=p)]
 
 
-def sel_tournament_dcd(pop: Sequence[Member], k: int, rng: np.random.Generator) -> list[Member]:
-    """Binary tournament on Pareto dominance, then crowding distance (set by
-    ``tools.selNSGA2``), like ``tools.selTournamentDCD`` but on ``rng``."""
+def crowded_binary_tournament(pop: Sequence[Member], k: int, rng: np.random.Generator) -> list[Member]:
+    """``k`` binary tournaments, each between two members drawn with replacement:
+    the one that Pareto-dominates wins, else the larger crowding distance (as set
+    by ``tools.selNSGA2``), ties to the first drawn. Deb et al.'s crowded-comparison
+    tournament; not ``deap.tools.selTournamentDCD``, which pairs the members of two
+    shuffles without replacement (k a multiple of 4) and breaks ties at random."""
     out = []
     for _ in range(k):
         a, b = (pop[i] for i in rng.integers(len(pop), size=2))
@@ -208,5 +215,5 @@ def statistics() -> tools.Statistics:
     return st
 
 
-__all__ = ["Member", "Variation", "make_toolbox", "parse_mutation_spec", "sel_tournament",
-           "sel_roulette", "sel_tournament_dcd", "statistics", "tools"]
+__all__ = ["Member", "Variation", "individual_class", "parse_mutation_spec", "sel_tournament",
+           "sel_roulette", "crowded_binary_tournament", "statistics", "tools"]

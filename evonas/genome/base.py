@@ -25,6 +25,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import GenomeError, RegistryError
+from ..io import atomic_write_text
 from ..registry import Registry
 
 
@@ -160,8 +161,5 @@ def load_genome(path: str | Path) -> Genome:
 
 
 def save_genome(genome: Genome, path: str | Path, **meta: Any) -> None:
-    """Write ``genome`` as a genome JSON file atomically (tmp file + rename)."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({**meta, **genome.to_dict()}, indent=2) + "\n")
-    tmp.replace(path)
+    """Write ``genome`` as a genome JSON file atomically (``io.atomic_write_text``)."""
+    atomic_write_text(path, json.dumps({**meta, **genome.to_dict()}, indent=2) + "\n")

@@ -24,7 +24,7 @@ Active nodes are those reachable backwards from the output gene through the
 only active nodes (IR ids ``n<id>``, the output node ``output``), so genomes that
 differ only in inactive genes decode to the same graph, hash and module. The
 paper's shape repair (max-pool the larger map, zero-pad channels for a sum, no
-pooling of a 1x1 map) is the compiler's merge rule (``evonas.ops``).
+pooling of a 1x1 map) is the compiler's merge rule (``evonas.opspec``).
 
 Repeated merge inputs: ``sum(x, x)`` cannot be two edges x->n in a DiGraph, so
 every repeat goes through an ``identity`` node ``n<id>_in<slot>``; ``sum(x,x)``

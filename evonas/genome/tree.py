@@ -27,8 +27,8 @@ Every conv in the body is post-activation (conv -> BN -> ReLU), so every tensor
 the cells see is non-negative: a conv initialised to identity (kernel = identity,
 BN gamma = sqrt(var + eps), beta = mean) reproduces its input exactly after the
 ReLU. That is what makes the Net2DeeperNet transformations exact (see
-``evonas.genome.tree_ops``, where the mutation operators and their weight-transfer
-rule live).
+``evonas.genome.tree_ops`` for the mutation operators, ``evonas.transfer_tree`` for
+their weight-transfer rule).
 
 DAG node ids are derived from the tree path, so they are stable under mutation:
 ``{cell}_p{path}_e`` is the edge into the node at ``path`` (``s0c1_p0_1_e``),
@@ -348,5 +348,3 @@ def _sample_node(rng: np.random.Generator, sp: TreeSpace, c: int, depth: int, bu
         edges.append((op, _sample_node(rng, sp, b, depth + 1, budget)))
     return Node(alloc, merge, tuple(edges))
 
-
-from . import tree_ops  # noqa: E402,F401  (registers the tree mutation operators)

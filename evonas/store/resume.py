@@ -18,16 +18,16 @@ file, with nothing written to it:
   resume from another working directory, reads and deletes only its own files.
 * ``Sink`` is where the engine's rows, events and checkpoints go; it writes only
   once opened, after those checks (rows emitted by the replay wait until then).
-* ``check_config_unedited``: the stored ``config.json`` still has the settings
-  recorded in ``manifest.json`` (an edited ``population`` would change the search
-  silently).
+
+The checks of the directory itself (config.json unedited, writable, ...) are
+``store.rundir.resumable``.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..errors import ConfigError, EvonasError
 
@@ -65,25 +65,6 @@ def check_weights_file(path: str | Path, genome: Any, where: str) -> None:
         if not same:
             raise ConfigError(f"{where}: {path}", "weights file", Path(path).name,
                               "holds the weights of another network than the one recorded for it")
-
-
-def check_config_unedited(stored: Mapping[str, Any], recorded: Mapping[str, Any] | None,
-                          changeable: Iterable[str], where: str) -> None:
-    """``stored`` (config.json) against ``recorded`` (the manifest's copy); keys in
-    ``changeable`` (budget, hardware) may differ, being changed by ``--resume`` flags."""
-    if not isinstance(recorded, Mapping):
-        return  # a run directory from before configs were recorded in the manifest
-    skip = set(changeable) | {"name", "run_dir"}
-    edited = [k for k in sorted(set(stored) | set(recorded))
-              if k not in skip and _norm(stored.get(k)) != _norm(recorded.get(k))]
-    if edited:
-        detail = "; ".join(f"{k}: recorded {recorded.get(k)!r}, config.json {stored.get(k)!r}" for k in edited)
-        raise ConfigError(where, "config.json", ", ".join(edited),
-                          f"was edited after the run started ({detail}); restore it or start a new run")
-
-
-def _norm(v: Any) -> Any:
-    return json.loads(json.dumps(v))  # tuples and lists compare equal
 
 
 # --- used by the CLI (evonas.run) -------------------------------------------------------
@@ -147,7 +128,7 @@ class Sink:
             self.after(row)
         reason = str(row.get("reason") or "")
         if row.get("status") == "failed" and ("[Errno 28]" in reason or "No space left" in reason):
-            from .rundir import StorageError
+            from ..io import StorageError
             raise StorageError(f"disk full: a worker could not write weights into {self.paths.weights} "
                                f"(individual {row.get('id')}); the run stopped (free space, then --resume)")
         if row.get("status") == "failed" and reason.startswith("parent weights "):

@@ -1,4 +1,4 @@
-"""The run directory ``runs/<name>/`` and its atomic writes.
+"""The run directory ``runs/<name>/`` (its files are written with ``evonas.io``).
 
 Layout::
 
@@ -14,12 +14,12 @@ Layout::
     weights/        <id>.safetensors of the living population (``store.weights``)
     best/           genome.json, weights.safetensors, arch.dot, arch.png
 
-Guarantees: every JSON file is replaced atomically (tmp file in the same
-directory, flush + fsync, ``os.replace``, fsync of the directory), so a crash at
-any instant leaves either the old or the new version. ``create_run_dir`` builds
+Guarantees: every JSON file is replaced atomically (``io.atomic_path``: tmp file
+in the same directory, fsync, ``os.replace``, fsync of the directory), so a crash
+at any instant leaves either the old or the new version. ``create_run_dir`` builds
 the directory under a temporary sibling name and renames it into place, so a
-failure leaves nothing half-written. ``open_for_resume`` runs every check before
-it touches anything. Only JSON is ever loaded from here (and safetensors, by
+failure leaves nothing half-written. ``resumable`` (and ``reopen.open_for_resume``
+above it) runs every check before anything is touched. Only JSON is ever loaded from here (and safetensors, by
 ``store.weights``): no pickle, and no module or function named in a run
 directory is imported unless the user names it again on the command line.
 
@@ -41,11 +41,12 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from ..config import RESUMABLE, Config, read_file
-from .. import faults
 from ..errors import ConfigError, EvonasError
+from ..io import (DISK_FULL, StorageError, atomic_copy, atomic_write_bytes,  # noqa: F401  (re-exported)
+                  atomic_write_json, atomic_write_text, fsync_dir, read_json, storage_error)
+from ..version import __version__
 
 CONFIG, MANIFEST, LINEAGE, STATE = "config.json", "manifest.json", "lineage.csv", "state.json"
 JOURNAL = "journal.jsonl"
@@ -90,21 +91,7 @@ class RunPaths:
         return self.weights / f"{int(individual_id)}.safetensors"
 
 
-# --- storage errors and the lock -----------------------------------------------------------
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-class StorageError(EvonasError):
-    """A write into the run directory failed (typically a full disk); names the file."""
-
-
-def storage_error(e: OSError, path: str | Path | None = None) -> StorageError:
-    """One line for a failed write: the file and the cause; a full disk is said so."""
-    where = path or e.filename or "the run directory"
-    why = "disk full" if e.errno in DISK_FULL else "cannot write"
-    return StorageError(f"{why}: {where}: {e.strerror or e}; the run stopped (free space, then --resume)")
-
-
+# --- the lock -----------------------------------------------------------------------------
 class DamagedRunError(EvonasError):
     """A file the run needs from its directory is missing or not what was recorded."""
 
@@ -133,90 +120,15 @@ class RunLock:
             self._fd = -1
 
 
-# --- atomic writes ------------------------------------------------------------------------
-def fsync_dir(path: str | Path) -> None:
-    """fsync a directory so a rename inside it survives a power loss (POSIX only)."""
-    if os.name != "posix":
-        return
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, fault: str = "") -> None:
-    """Replace ``path`` with ``data``: write ``<path>.tmp``, fsync, ``os.replace``.
-    ``fault``: name of the ``evonas.faults`` point between the write and the rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if fault:
-            faults.point(fault)
-        faults.point("disk_write")
-        os.replace(tmp, path)
-    except OSError as e:  # a full disk: no tmp file stays behind, the old file is intact
-        _unlink(tmp)
-        raise storage_error(e, path) from None
-    fsync_dir(path.parent)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
-def atomic_copy(src: str | Path, dst: str | Path) -> None:
-    """Copy a file so ``dst`` is never seen half-copied."""
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    try:
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        faults.point("disk_write")
-        os.replace(tmp, dst)
-    except OSError as e:
-        _unlink(tmp)
-        if isinstance(e, FileNotFoundError) and e.filename == str(src):
-            raise ConfigError("copy", "file", str(src), "not found") from None
-        raise storage_error(e, dst) from None
-    fsync_dir(dst.parent)
-
-
-def read_json(path: str | Path, where: str) -> Any:
-    """Load a JSON file; unreadable or malformed -> ConfigError naming the file."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(where, path.name, str(path), "file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(where, path.name, str(path), f"unreadable or not valid JSON ({e})") from None
-
-
 # --- manifest -----------------------------------------------------------------------------
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def manifest(config: Config, argv: Sequence[str] | None = None, plugins: Sequence[str] = ()) -> dict:
-    """What produced this run: versions, plug-ins, seed, command line, start time."""
-    from .. import __version__
+def manifest(config: Any, argv: Sequence[str] | None = None, plugins: Sequence[str] = ()) -> dict:
+    """What produced this run: versions, plug-ins, seed, command line, start time.
+    ``config``: a ``config.Config`` (used through ``seed``/``to_dict``/``dump``, so
+    this layer never imports the app's config)."""
     info: dict[str, Any] = {"evonas": __version__, "python": platform.python_version(),
                             "platform": platform.platform(), "seed": config.seed,
                             "plugins": list(plugins), "argv": list(sys.argv if argv is None else argv),
@@ -232,7 +144,7 @@ def manifest(config: Config, argv: Sequence[str] | None = None, plugins: Sequenc
 
 
 # --- create / resume ----------------------------------------------------------------------
-def create_run_dir(path: str | Path, config: Config, argv: Sequence[str] | None = None,
+def create_run_dir(path: str | Path, config: Any, argv: Sequence[str] | None = None,
                    plugins: Sequence[str] = (), lineage_columns: Sequence[str] = ()) -> RunPaths:
     """Create a new run directory with config.json, manifest.json, an empty
     lineage.csv (header only; ``lineage_columns`` are extra metric columns),
@@ -273,16 +185,13 @@ def is_run_dir(path: str | Path) -> bool:
     return p.config.is_file() and p.lineage.is_file()
 
 
-def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None,
-                    file: str | Path | None = None) -> tuple[Config, RunPaths]:
-    """Check ``path`` is a resumable run and return (config, paths).
-
-    ``overrides`` (the flags given) and ``file`` (a config file) are compared with
-    the stored config: keys in ``config.RESUMABLE`` may change (budget, hardware,
-    data path) and are applied to the returned config; any other differing key
-    raises ConfigError naming every such key. ``name``/``run_dir`` given here are
-    ignored (the returned config has ``run_dir = path``). Nothing is written: call
-    ``record_resume`` once the run really continues."""
+def resumable(path: str | Path, resumable_keys: Iterable[str]) -> tuple[dict, RunPaths]:
+    """The first checks of a resume, which need no Config: ``path`` is a run
+    directory whose config.json is a JSON object left as the run wrote it (only
+    ``resumable_keys`` may have been edited) and whose state.json (if any) is an
+    object. Returns (the raw config dict, paths); nothing is written.
+    ``reopen.open_for_resume`` adds the Config part (L7), then calls
+    ``check_resumable_state``."""
     root = Path(path)
     where = f"resume {root}"
     if not root.is_dir():
@@ -293,54 +202,32 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
     raw = read_json(paths.config, where)
     if not isinstance(raw, dict):
         raise ConfigError(where, CONFIG, type(raw).__name__, "must be a JSON object")
-    stored = Config.from_dict(raw, f"{where}/{CONFIG}")
     if paths.manifest.exists():
-        from .resume import check_config_unedited
         info = read_json(paths.manifest, where)
-        check_config_unedited(raw, info.get("config") if isinstance(info, dict) else None, RESUMABLE, where)
-    stored = dataclasses.replace(stored, sample_size=stored.resolved("-").sample_size)  # 0 = auto
+        check_config_unedited(raw, info.get("config") if isinstance(info, dict) else None,
+                              frozenset(resumable_keys), where)
     if paths.state.exists():
         state = read_json(paths.state, where)
         if not isinstance(state, dict):
             raise ConfigError(where, STATE, type(state).__name__, "checkpoint must be a JSON object")
-    changes = dict(overrides or {})
-    if file:  # every key the file sets counts as given; flags win over the file
-        changes = {**read_file(file), **changes}
-    _check_named_again(stored, changes, where)
-    # the directory is the run's identity: name/run_dir given on resume are ignored
-    changes = {k: v for k, v in changes.items() if k not in ("name", "run_dir")}
-    wanted = stored.updated(changes, "flags").resolved("unused")
-    wanted = dataclasses.replace(wanted, name=stored.name, run_dir=str(root))
-    conflicts = {k: v for k, v in stored.diff(wanted).items()
-                 if k not in RESUMABLE and k not in ("name", "run_dir")}
-    if conflicts:
-        detail = "; ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in conflicts.items())
-        raise ConfigError(where, ", ".join(conflicts), {k: b for k, (a, b) in conflicts.items()},
-                          f"conflicts with the stored config ({detail}); drop these flags or start a new run")
+    return raw, paths
+
+
+def check_resumable_state(paths: RunPaths) -> None:
+    """The last checks before a resume writes: a journal to replay (if the run has
+    lineage rows) and a writable directory. Run after the config checks, so a
+    config conflict is reported first."""
     from .lineage import read_records
+    where = f"resume {paths.root}"
     if not paths.journal.exists() and read_records(paths.lineage):
         raise ConfigError(where, JOURNAL, str(paths.journal), "missing: this run has lineage rows but no "
                           "journal (made by an evonas without journals?); it cannot be resumed exactly")
-    if not os.access(root, os.W_OK | os.X_OK):
-        raise ConfigError(where, "run_dir", str(root), "not writable")
-    return wanted, paths
+    if not os.access(paths.root, os.W_OK | os.X_OK):
+        raise ConfigError(where, "run_dir", str(paths.root), "not writable")
 
 
-def _check_named_again(stored: Config, given: Mapping[str, Any], where: str) -> None:
-    """Code named in a run directory runs only if the user names it again: a
-    config.json could otherwise make resume import any module or call any function."""
-    if stored.plugins and tuple(given.get("plugins") or ()) != tuple(stored.plugins):
-        flags = " ".join(f"--plugin {p}" for p in stored.plugins)
-        raise ConfigError(where, "plugins", list(stored.plugins),
-                          f"are recorded in the run directory but not loaded from it: pass {flags} again")
-    code = ":" in stored.dataset and not stored.dataset.startswith("npz:")
-    if code and given.get("dataset") != stored.dataset:
-        raise ConfigError(where, "dataset", stored.dataset, "is a module:function recorded in the run "
-                          f"directory but not called from it: pass --dataset {stored.dataset} again")
-
-
-def record_resume(paths: RunPaths, config: Config, argv: Sequence[str] | None = None) -> None:
-    """After a successful ``open_for_resume``: store the (possibly extended) config
+def record_resume(paths: RunPaths, config: Any, argv: Sequence[str] | None = None) -> None:
+    """After a successful ``reopen.open_for_resume``: store the (possibly extended) config
     and append the resume to the manifest, both atomically."""
     info = read_json(paths.manifest, str(paths.root)) if paths.manifest.exists() else {}
     info.setdefault("resumes", []).append({"time": utc_now(),
@@ -348,6 +235,25 @@ def record_resume(paths: RunPaths, config: Config, argv: Sequence[str] | None = 
     info["config"] = config.to_dict()
     atomic_write_json(paths.manifest, info)
     config.dump(paths.config)
+
+
+def check_config_unedited(stored: Mapping[str, Any], recorded: Mapping[str, Any] | None,
+                          changeable: Iterable[str], where: str) -> None:
+    """``stored`` (config.json) against ``recorded`` (the manifest's copy); keys in
+    ``changeable`` (budget, hardware) may differ, being changed by ``--resume`` flags."""
+    if not isinstance(recorded, Mapping):
+        return  # a run directory from before configs were recorded in the manifest
+    skip = set(changeable) | {"name", "run_dir"}
+    edited = [k for k in sorted(set(stored) | set(recorded))
+              if k not in skip and _norm(stored.get(k)) != _norm(recorded.get(k))]
+    if edited:
+        detail = "; ".join(f"{k}: recorded {recorded.get(k)!r}, config.json {stored.get(k)!r}" for k in edited)
+        raise ConfigError(where, "config.json", ", ".join(edited),
+                          f"was edited after the run started ({detail}); restore it or start a new run")
+
+
+def _norm(v: Any) -> Any:
+    return json.loads(json.dumps(v))  # tuples and lists compare equal
 
 
 # --- checkpoint ---------------------------------------------------------------------------
