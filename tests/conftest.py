@@ -31,7 +31,8 @@ def _registries_as_before():
     from evonas.evolve.base import STRATEGIES
     from evonas.genome.base import GENOMES
     from evonas.ops import OPS
-    regs = [*operators._REGISTRIES.values(), GENOMES, STRATEGIES, OPS, BACKENDS]
+    from evonas.transfer import TRANSFERS
+    regs = [*operators._REGISTRIES.values(), GENOMES, STRATEGIES, OPS, BACKENDS, TRANSFERS]
     before = ({id(r): dict(r._items) for r in regs}, dict(operators._REGISTRIES),
               dict(plugins._LOADED), plugins.CALL_LIMIT_S, set(sys.modules))
     yield
