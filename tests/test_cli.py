@@ -4,8 +4,8 @@ plain ``pd.read_csv``, ancestry reconstruction, exact resume, exit code 2 with
 one line for bad input, ``python -m evonas.report`` and ``python -m evonas.train``.
 
 Real training uses the bundled 8x8 digits with tiny spaces, one epoch, one
-worker. NAS-Bench-201 table runs need ../shared/data/nb201_cifar10.csv and are
-skipped without it.
+worker. NAS-Bench-201 table runs use the synthetic table of conftest (no
+../shared needed).
 """
 from __future__ import annotations
 
@@ -28,8 +28,13 @@ from evonas.report import main as report_main
 from evonas.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT.parent / "shared" / "data" / "nb201_cifar10.csv"
-needs_table = pytest.mark.skipif(not TABLE.exists(), reason=f"NAS-Bench-201 table {TABLE} absent (shared data)")
+TABLE = None  # the synthetic NB201 table (conftest's nb201_table), set by _table: no ../shared needed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _table(nb201_table):
+    global TABLE
+    TABLE = nb201_table
 
 GENOME_TYPES = ("genetic-cnn", "cgp", "tree", "nb201")
 STRATEGIES = ("aging", "random", "es", "generational", "nsga2")
@@ -160,7 +165,6 @@ def test_digits_run(digits_run, genome, strategy):
         assert (df["operator"] == "init").all()
 
 
-@needs_table
 @pytest.mark.parametrize("strategy", STRATEGIES + ("aging-novel", "aging-novel-best"))
 def test_table_run_and_resume(tmp_path, strategy):
     """A run stopped early and resumed with a larger budget makes the same
@@ -178,7 +182,6 @@ def test_table_run_and_resume(tmp_path, strategy):
         json.loads((straight / "best" / "genome.json").read_text())["genome"]
 
 
-@needs_table
 def test_ancestry_reconstruction(tmp_path):
     """Each step of the best individual's path is one ``edge_op`` mutation of its
     parent's genome (exactly one of the 6 edges changed), back to an initial one."""
