@@ -1,30 +1,12 @@
-"""Shared by the issue-15 reliability tests (helper, not a test): a generated
-NAS-Bench-201 table (no ../shared needed), tree hashes, and a CLI run in a forked
-child whose stderr is kept."""
-import hashlib
-import itertools
+"""Shared by the issue-15 reliability tests (helper, not a test): CLI arguments for a
+run on an NB201 table (conftest's synthetic ``nb201_table``), tree hashes, and a CLI
+run in a forked child whose stderr is kept."""
 import os
 import sys
-from pathlib import Path
-
-import numpy as np
 
 from evonas import faults
 from evonas import run as cli
-
-OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-
-
-def make_table(path: Path) -> Path:
-    """All 15,625 NB201 cells with seeded made-up accuracies (a deterministic table)."""
-    rng = np.random.default_rng(0)
-    lines = ["arch_str,c10_val_12,c10_test_200"]
-    for ops in itertools.product(OPS, repeat=6):
-        a = (f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|")
-        v = rng.uniform(10, 90)
-        lines.append(f"{a},{v:.4f},{v + rng.uniform(0, 5):.4f}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from helpers import tree_hash  # noqa: F401 (re-exported for the reliability tests)
 
 
 def table_argv(table, run_dir, evals=40, seed=3):
@@ -35,12 +17,6 @@ def table_argv(table, run_dir, evals=40, seed=3):
 def evaluated(df) -> int:
     """Trained networks in a lineage (what --evaluations counts; duplicates are rows too)."""
     return int((df["status"] != "duplicate").sum())
-
-
-def tree_hash(root: Path) -> dict:
-    """{relative path: sha256} of every file under root ("dir" for directories)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(Path(root).rglob("*"))}
 
 
 def fork_cli(args, fault=None, stderr=None, every_s=0.0, env=None):

@@ -33,6 +33,7 @@ def test_parallel_benchmark_cpu_end_to_end(capsys):
     assert float(row[5]) > 0  # trials per minute
 
 
+@pytest.mark.slow  # ~25 s: it trains, starts a worker pool and replaces a faulted worker
 def test_gpu_check_passes_on_cpu(capsys):
     rc = gpu_check.main(["--device", "cpu", "--dataset", "digits", "--max-train", "500", "--C", "8"])
     lines = capsys.readouterr().out.splitlines()[1:]

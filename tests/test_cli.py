@@ -4,8 +4,8 @@ plain ``pd.read_csv``, ancestry reconstruction, exact resume, exit code 2 with
 one line for bad input, ``python -m evonas.report`` and ``python -m evonas.train``.
 
 Real training uses the bundled 8x8 digits with tiny spaces, one epoch, one
-worker. NAS-Bench-201 table runs need ../shared/data/nb201_cifar10.csv and are
-skipped without it.
+worker. NAS-Bench-201 table runs use the synthetic table of conftest (no
+../shared needed).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from evonas.evolve import STRATEGIES as REGISTERED_STRATEGIES
 from evonas.genome import GENOMES, load_genome
 from evonas.lineage import ancestry, load_lineage
 from evonas.run import main as run_main
@@ -28,8 +29,13 @@ from evonas.report import main as report_main
 from evonas.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT.parent / "shared" / "data" / "nb201_cifar10.csv"
-needs_table = pytest.mark.skipif(not TABLE.exists(), reason=f"NAS-Bench-201 table {TABLE} absent (shared data)")
+TABLE = None  # the synthetic NB201 table (conftest's nb201_table), set by _table: no ../shared needed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _table(nb201_table):
+    global TABLE
+    TABLE = nb201_table
 
 GENOME_TYPES = ("genetic-cnn", "cgp", "tree", "nb201")
 STRATEGIES = ("aging", "random", "es", "generational", "nsga2")
@@ -118,7 +124,8 @@ def check_lineage(run_dir: Path, genome: str, evaluations: int) -> pd.DataFrame:
         assert g.to_string() == str(r["genome"]) and g.arch_hash() == r["arch_hash"]
         parents = [int(p) for p in r["parent_ids"].strip("[]").split(";") if p]
         assert all(p in ids and p < r["id"] for p in parents), r["parent_ids"]  # no dangling parent
-        assert r["operator"] in ("init", "seed") if not parents else r["operator"] != "init"
+        # no parent: random, a seed genome, or drawn from a learned policy (reinforce)
+        assert r["operator"] in ("init", "seed", "policy") if not parents else r["operator"] != "init"
     return df
 
 
@@ -160,8 +167,7 @@ def test_digits_run(digits_run, genome, strategy):
         assert (df["operator"] == "init").all()
 
 
-@needs_table
-@pytest.mark.parametrize("strategy", STRATEGIES + ("aging-novel", "aging-novel-best"))
+@pytest.mark.parametrize("strategy", sorted(REGISTERED_STRATEGIES.names()))  # every one, from the registry
 def test_table_run_and_resume(tmp_path, strategy):
     """A run stopped early and resumed with a larger budget makes the same
     individuals, in the same order, as one straight run of the same seed."""
@@ -178,7 +184,6 @@ def test_table_run_and_resume(tmp_path, strategy):
         json.loads((straight / "best" / "genome.json").read_text())["genome"]
 
 
-@needs_table
 def test_ancestry_reconstruction(tmp_path):
     """Each step of the best individual's path is one ``edge_op`` mutation of its
     parent's genome (exactly one of the 6 edges changed), back to an initial one."""

@@ -1,6 +1,4 @@
 """Data sets: splits (stratified, by seed, never the test split), layouts, errors."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -8,7 +6,7 @@ import torch
 from evonas.errors import ConfigError
 from evonas.evaluate.data import DataSpec, load_dataset, stratified_split
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers import SHARED_DATA as SHARED
 
 
 def test_digits_shapes_and_normalisation():
@@ -107,15 +105,27 @@ def test_plugin_torch_dataset(tmp_path, monkeypatch):
         load_dataset("myds:nothing")
 
 
-@pytest.mark.skipif(not (SHARED / "mnist_10k.npz").exists(), reason="../shared/data/mnist_10k.npz absent")
-def test_shared_mnist():
-    d = load_dataset(f"npz:{SHARED / 'mnist_10k.npz'}", seed=0, max_train=1000)
+@pytest.fixture(params=["synthetic", pytest.param("real", marks=pytest.mark.shared_data("mnist_10k.npz"))])
+def mnist_npz(request, npz_like_shared):
+    """The shared MNIST file's layout (x, y): a synthetic one always, the real one where present."""
+    return SHARED / "mnist_10k.npz" if request.param == "real" else npz_like_shared("mnist", per_class=200)
+
+
+@pytest.fixture(params=["synthetic", pytest.param("real", marks=pytest.mark.shared_data("cifar10_5k1k.npz"))])
+def cifar_npz(request, npz_like_shared):
+    """The shared CIFAR-10 file's layout (x_train .. y_test): synthetic, and real where present."""
+    return SHARED / "cifar10_5k1k.npz" if request.param == "real" else npz_like_shared("cifar10", per_class=50)
+
+
+def test_shared_mnist_layout(mnist_npz):
+    n = len(np.load(mnist_npz)["y"])  # 10,000 real, 2,000 synthetic
+    d = load_dataset(f"npz:{mnist_npz}", seed=0, max_train=n // 10)
     assert d.input_shape == (1, 28, 28) and d.num_classes == 10
-    assert abs(len(d.y_test) - 2000) <= 5 and 995 <= len(d.y_train) <= 1000
+    assert abs(len(d.y_test) - n // 5) <= 5 and n // 10 - 5 <= len(d.y_train) <= n // 10
 
 
-@pytest.mark.skipif(not (SHARED / "cifar10_5k1k.npz").exists(), reason="../shared/data/cifar10_5k1k.npz absent")
-def test_shared_cifar10():
-    d = load_dataset(f"npz:{SHARED / 'cifar10_5k1k.npz'}", seed=0, val_fraction=0.1)
-    assert d.input_shape == (3, 32, 32) and len(d.y_test) == 1000 and len(d.y_val) == 500
-    assert torch.bincount(d.y_val).tolist() == [50] * 10
+def test_shared_cifar10_layout(cifar_npz):
+    n_train, n_test = (len(np.load(cifar_npz)[k]) for k in ("y_train", "y_test"))  # 5,000/1,000 real
+    d = load_dataset(f"npz:{cifar_npz}", seed=0, val_fraction=0.1)
+    assert d.input_shape == (3, 32, 32) and len(d.y_test) == n_test and len(d.y_val) == n_train // 10
+    assert torch.bincount(d.y_val).tolist() == [n_train // 100] * 10

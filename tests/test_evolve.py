@@ -10,14 +10,13 @@ from evonas.evaluate.base import FunctionEvaluator, Result
 from evonas.evolve import Search
 from evonas.evolve.toolbox import sel_tournament
 from evonas.genome.nb201 import OPS, NB201Genome
-
-SCORE = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
+from helpers import SCORE, nb201_fitness, untimed
 
 
 def score(job):
-    """Deterministic fitness of an NB201 genome: op scores weighted by edge."""
+    """Deterministic fitness of an NB201 genome, and a reported extra column."""
     ops = job.genome.ops
-    return Result(job.id, "ok", fitness=sum(SCORE[o] * (1 + 0.1 * i) for i, o in enumerate(ops)),
+    return Result(job.id, "ok", fitness=nb201_fitness(ops),
                   params=sum(SCORE[o] > 1 for o in ops) * 100, extra={"test_acc": len(set(ops))})
 
 
@@ -309,7 +308,3 @@ def test_hash_confirmation():
     loose.put("h", a, {"id": 0, "fitness": 1.0})
     assert loose.get("h", c)["id"] == 0          # unconfirmed: trusts the hash
 
-
-def untimed(rows):
-    """Lineage rows without the wall-clock columns (which differ between runs)."""
-    return [{k: v for k, v in r.items() if k not in ("started_s", "finished_s")} for r in rows]

@@ -22,8 +22,13 @@ from forking import forked as _forked
 from evonas import faults
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT.parent / "shared" / "data" / "nb201_cifar10.csv"
-pytestmark = pytest.mark.skipif(not TABLE.exists(), reason="needs ../shared/data/nb201_cifar10.csv")
+TABLE = None  # the synthetic NB201 table (conftest's nb201_table), set by _table: no ../shared needed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _table(nb201_table):
+    global TABLE
+    TABLE = nb201_table
 EVALS = 60
 IGNORED = ["train_seconds", "worker", "started_s", "finished_s"]
 

@@ -6,7 +6,6 @@ byte-for-byte unchanged. Nothing loaded from a run directory executes code: a
 malicious pickle planted where a checkpoint or weights file would be is never
 unpickled.
 """
-import hashlib
 import json
 import os
 import pickle
@@ -16,21 +15,18 @@ import numpy as np
 import pytest
 
 from evonas.run import main
+from helpers import tree_hash
 
-TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_cifar10.csv"
-needs_table = pytest.mark.skipif(not TABLE.exists(), reason="needs ../shared/data/nb201_cifar10.csv")
+TABLE = None  # the synthetic NB201 table (conftest's nb201_table), set by _table: no ../shared needed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _table(nb201_table):
+    global TABLE
+    TABLE = nb201_table
 SMALL = ["--population", "4", "--sample-size", "2", "--quiet"]
 GENOME = {"type": "nb201", "space": {"C": 4, "N": 1},
           "genome": "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|"}
-
-
-def tree_hash(root: Path) -> dict:
-    """{relative path: sha256} of every file under root (names of dirs included)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        rel = str(p.relative_to(root))
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-    return out
 
 
 class Evil:
@@ -45,13 +41,10 @@ class Evil:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A finished small table run (or a digits run of 2 when the table is absent)."""
+    """A finished small table run."""
     d = tmp_path_factory.mktemp("runs") / "good"
-    if TABLE.exists():
-        rc = main(["--genome", "nb201", "--evaluations", "12", "--benchmark-table", str(TABLE),
-                   "--run-dir", str(d), *SMALL])
-    else:
-        pytest.skip("needs ../shared/data/nb201_cifar10.csv")
+    rc = main(["--genome", "nb201", "--evaluations", "12", "--benchmark-table", str(TABLE),
+               "--run-dir", str(d), *SMALL])
     assert rc == 0
     return d
 
@@ -86,7 +79,6 @@ def bad_genome_files(tmp: Path) -> list:
     ]
 
 
-@needs_table
 @pytest.mark.parametrize("case", range(6))
 def test_bad_genome_file_exit_2_one_line(tmp_path, capsys, run_dir, case):
     """--seed-genome with a malformed/truncated/foreign/unknown-op/empty/missing file."""
@@ -144,7 +136,6 @@ def test_unwritable_run_dir(tmp_path, capsys):
     assert blocker.read_text() == "x"
 
 
-@needs_table
 def test_existing_run_dir_is_not_overwritten(capsys, run_dir):
     before = tree_hash(run_dir)
     rc = main(["--genome", "nb201", "--evaluations", "2", "--benchmark-table", str(TABLE),
@@ -153,7 +144,6 @@ def test_existing_run_dir_is_not_overwritten(capsys, run_dir):
     assert tree_hash(run_dir) == before
 
 
-@needs_table
 @pytest.mark.parametrize("flags, needle", [
     (["--population", "7"], "population"),
     (["--seed", "5"], "seed"),
@@ -182,7 +172,6 @@ def test_resume_of_something_that_is_not_a_run(tmp_path, capsys, content):
         assert tree_hash(d) == before
 
 
-@needs_table
 @pytest.mark.parametrize("what", ["state", "config"])
 def test_corrupt_json_in_run_refused_untouched(tmp_path, capsys, run_dir, what):
     """A checkpoint/config that is not valid JSON: exit 2, nothing modified."""
@@ -198,7 +187,6 @@ def test_corrupt_json_in_run_refused_untouched(tmp_path, capsys, run_dir, what):
 
 # --- load safety ----------------------------------------------------------------------------
 
-@needs_table
 def test_planted_pickle_checkpoint_is_never_executed(tmp_path, capsys, run_dir):
     """state.json (and a state.pt/.pkl next to it) replaced by a malicious pickle: resume
     refuses with exit 2 (not JSON) and the payload never runs."""

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reliability_helpers import evaluated, fork_cli, make_table, one_line, table_argv, tree_hash, wait_rc  # noqa: E402
+from reliability_helpers import evaluated, fork_cli, one_line, table_argv, tree_hash, wait_rc  # noqa: E402
 
 from evonas.lineage import load_lineage  # noqa: E402
 from evonas.run import main  # noqa: E402
@@ -23,8 +23,8 @@ from evonas.store.journal import read_events  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    return make_table(tmp_path_factory.mktemp("table") / "nb201.csv")
+def table(nb201_table):
+    return nb201_table
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reliability_helpers import evaluated, fork_cli, make_table, one_line, table_argv, tree_hash, wait_rc  # noqa: E402
+from reliability_helpers import evaluated, fork_cli, one_line, table_argv, tree_hash, wait_rc  # noqa: E402
 
 from evonas.errors import ConfigError  # noqa: E402
 from evonas.run import main  # noqa: E402
@@ -30,8 +30,8 @@ DIGITS = ["--genome", "nb201", "--space", "C=4", "--space", "N=1", "--population
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    return make_table(tmp_path_factory.mktemp("table") / "nb201.csv")
+def table(nb201_table):
+    return nb201_table
 
 
 def no_tmp_files(d):

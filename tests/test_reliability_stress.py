@@ -16,7 +16,13 @@ import pytest
 from evonas import run as cli
 from evonas.store import lineage as store_lineage
 
-TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_cifar10.csv"
+TABLE = None  # the synthetic NB201 table (conftest's nb201_table), set by _table: no ../shared needed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _table(nb201_table):
+    global TABLE
+    TABLE = nb201_table
 EVALS = int(os.environ.get("EVONAS_STRESS_EVALS", "10000"))
 MAX_GROWTH_MB = 40.0  # 8,000 evaluations: < 5 kB each, i.e. no per-evaluation leak of note
 
@@ -26,7 +32,6 @@ def rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-@pytest.mark.skipif(not TABLE.exists(), reason="needs ../shared/data/nb201_cifar10.csv")
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc to read RSS")
 def test_long_table_run_memory_flat_and_lineage_complete(tmp_path, monkeypatch, capsys):
     samples = {}

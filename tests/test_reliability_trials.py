@@ -16,7 +16,13 @@ import pytest
 
 from forking import forked
 
-TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_cifar10.csv"
+TABLE = None  # the synthetic NB201 table (conftest's nb201_table), set by _table: no ../shared needed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _table(nb201_table):
+    global TABLE
+    TABLE = nb201_table
 TINY = ["--genome", "nb201", "--space", "C=4", "--space", "N=1", "--epochs", "1", "--batch-size", "256",
         "--population", "2", "--sample-size", "1", "--seed", "1", "--quiet"]
 
@@ -140,7 +146,6 @@ BROKEN = {broken}
 """
 
 
-@pytest.mark.skipif(not TABLE.exists(), reason="needs ../shared/data/nb201_cifar10.csv")
 def test_plugin_operator_exception_exit_2_checkpoint_intact_then_resume(tmp_path):
     """A user operator raising mid-run: exit 2 (PluginError naming it), the run dir
     stays consistent; after fixing the plug-in file, --resume completes the run

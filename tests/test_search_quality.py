@@ -1,28 +1,25 @@
 """Search quality (issue 8): the reference NB201 mutation, the network-changing
 mutation, the ``aging-novel`` strategy, and (when the NB201 table is present) the
-benchmark's protocol on a few seeds."""
+benchmark's protocol (on the synthetic table; its figures on a few seeds of the real
+one are a data test)."""
 import importlib.util
 import json
 import math
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from evonas.errors import ConfigError
 from evonas.evaluate.base import FunctionEvaluator, Result
+from evonas.evaluate.table import TableEvaluator
 from evonas.evolve import STRATEGIES, Search
 from evonas.genome.nb201 import EDGES, NB201Genome, mut_edge_op_by_node, mut_edge_op_new_net, neighbours
-
-ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT.parent / "shared" / "data" / "nb201_cifar10.csv"
-SCORE = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
+from helpers import REAL_NB201, ROOT, nb201_fitness, untimed
 
 
 def score(job):
-    ops = job.genome.ops
-    return Result(job.id, "ok", fitness=sum(SCORE[o] * (1 + 0.1 * i) for i, o in enumerate(ops)))
+    return Result(job.id, "ok", fitness=nb201_fitness(job.genome.ops))
 
 
 def search(slots=1, **kw):
@@ -133,21 +130,19 @@ def test_aging_novel_resume_gives_the_same_lineage():
     assert untimed([r for r in rows_full if r["id"] in done] + rows_second) == untimed(rows_full)
 
 
-# --- the benchmark on the real table -----------------------------------------------------
+# --- the benchmark on an NB201 table -----------------------------------------------------
 
 @pytest.fixture(scope="module")
-def bench():
-    if not TABLE.exists():
-        pytest.skip(f"NAS-Bench-201 table not found at {TABLE} (shared data absent)")
+def bench_mod():
     spec = importlib.util.spec_from_file_location("search_nb201", ROOT / "benchmarks" / "search_nb201.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    from evonas.evaluate.table import TableEvaluator
-    return mod, TableEvaluator(TABLE, report_column="c10_test_200")
+    return mod
 
 
-def test_benchmark_budget_rule(bench):
-    mod, ev = bench
+def test_benchmark_budget_rule(bench_mod, nb201_table):
+    """The protocol's budget, whatever the accuracies: the synthetic table."""
+    mod, ev = bench_mod, TableEvaluator(nb201_table, report_column="c10_test_200")
     best, out, _ = mod.one_run(ev, "aging", 0, 100)
     assert out["children"] == 100 and out["evaluations"] == 100  # 10 random + 90 children, all looked up
     best, out, _ = mod.one_run(ev, "aging-novel-best", 0, 100)
@@ -155,16 +150,13 @@ def test_benchmark_budget_rule(bench):
     assert best["fitness"] == ev.table[best["genome"]][0]  # the reported arch is what was looked up
 
 
-def test_ours_beats_reference_aging_on_the_same_seeds(bench):
-    mod, ev = bench
+def test_ours_beats_reference_aging_on_the_same_seeds(bench_mod, any_nb201_table):
+    mod, ev = bench_mod, TableEvaluator(any_nb201_table, report_column="c10_test_200")
     seeds = range(25)
     ref = [mod.one_run(ev, "aging", s, 100)[0]["c10_test_200"] for s in seeds]
     ours = [mod.one_run(ev, "aging-novel-best", s, 100)[0]["c10_test_200"] for s in seeds]
-    # 500-seed figures: 93.9 vs 94.2 (std ~0.3-0.4); 25 seeds leave ~3 standard errors of margin
+    # 500-seed figures: 93.9 vs 94.2 (std ~0.3-0.4); 25 seeds leave ~3 standard errors of
+    # margin (synthetic table: 91.9 vs 92.8, std ~1.0 and 0.5)
     assert np.mean(ours) > np.mean(ref) + 0.05
-    assert np.mean(ours) > 94.0
-
-
-def untimed(rows):
-    """Lineage rows without the wall-clock columns (which differ between runs)."""
-    return [{k: v for k, v in r.items() if k not in ("started_s", "finished_s")} for r in rows]
+    if any_nb201_table == REAL_NB201:
+        assert np.mean(ours) > 94.0  # the paper's figure holds on the real table only

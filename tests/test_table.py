@@ -1,4 +1,5 @@
-"""Table evaluator on a tiny CSV, plus aging vs random on the real NB201 table."""
+"""Table evaluator on a tiny CSV, plus aging vs random on an NB201 table (the synthetic
+one, and the real one where ../shared/data has it)."""
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,6 @@ from evonas.genome.nb201 import NB201Genome
 
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 B = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cifar10.csv"
 
 
 @pytest.fixture
@@ -109,9 +109,8 @@ def test_config_errors(csv, tmp_path):
         TableEvaluator(csv, genome_type="nope")
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="needs ../shared/data/nb201_cifar10.csv (not shipped)")
-def test_aging_beats_random_on_nb201():
-    ev = TableEvaluator(REAL, report_column="c10_test_200")
+def test_aging_beats_random_on_nb201(any_nb201_table):
+    ev = TableEvaluator(any_nb201_table, report_column="c10_test_200")
     res = {}
     for strategy, args in (("aging", {"population": 10, "sample": 3}), ("random", {})):
         best = []
