@@ -154,12 +154,13 @@ class Config:
 
     @classmethod
     def from_sources(cls, file: str | Path | None = None,
-                     overrides: Mapping[str, Any] | None = None) -> "Config":
-        """Defaults < ``file`` (YAML/JSON) < ``overrides`` (e.g. the given CLI flags).
+                     overrides: Mapping[str, Any] | None = None, where: str = "flags") -> "Config":
+        """Defaults < ``file`` (YAML/JSON) < ``overrides`` (e.g. the given CLI flags;
+        ``where`` names them in errors).
         ``space`` overrides merge key by key into the file's ``space``; list
         overrides replace the file's list."""
         cfg = cls.from_dict(read_file(file), str(file)) if file else cls()
-        return cfg.updated(overrides or {}, "flags")
+        return cfg.updated(overrides or {}, where)
 
     def updated(self, changes: Mapping[str, Any], where: str = "config") -> "Config":
         """A copy with ``changes`` applied (keys checked, values coerced and validated)."""

@@ -22,6 +22,7 @@ from typing import Any, Optional, Sequence
 
 from .config import Config, add_arguments, check_names, overrides_from_args
 from .errors import ConfigError, EvonasError, cli_exit_code
+from .progress import Progress
 
 EPILOG = """examples:
   python -m evonas.run --genome tree --population 100
@@ -97,30 +98,44 @@ def _guarded(args: argparse.Namespace, argv: list) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list) -> int:
+    execute(overrides_from_args(args), args.config, args.resume, argv, args.quiet)
+    return 0
+
+
+def execute(overrides: dict, config_file: Optional[str] = None, resume: Optional[str] = None,
+            argv: Optional[list] = None, quiet: bool = False, bar: Optional[bool] = None,
+            where: str = "flags"):
+    """Run (or, with ``resume``, continue) a search and return its run directory
+    (a ``Path``). The one code path of the CLI and of ``evonas.search``: bad input
+    raises an ``EvonasError`` before anything is written. ``bar``: a tqdm bar
+    (``tqdm.auto``: a widget in Jupyter) instead of plain lines; None = on a terminal.
+    ``where`` names ``overrides`` in error messages."""
     from .store.rundir import RunLock, create_run_dir, utc_now
-    overrides = overrides_from_args(args)
-    if args.resume:
-        lock = _lock(args.resume)  # before reading: another process may be writing it
+    argv = list(sys.argv) if argv is None else argv
+    if resume:
+        lock = _lock(resume)  # before reading: another process may be writing it
         try:
-            return _resume(args, argv, overrides)
+            return _resume(resume, config_file, argv, overrides, quiet, bar)
         finally:
             lock.release()
-    cfg = Config.from_sources(args.config, overrides).resolved(utc_now().replace(":", "").replace("-", "")[:15])
+    cfg = Config.from_sources(config_file, overrides, where).resolved(utc_now().replace(":", "").replace("-", "")[:15])
     plan = _plan(cfg)
     paths = create_run_dir(cfg.run_dir, cfg, argv, plan.plugins, plan.extra_columns)
     lock = RunLock(paths.root)
     try:
-        return _search(plan, paths, args.quiet)
+        _search(plan, paths, quiet, bar=bar)
     finally:
         lock.release()
+    return paths.root
 
 
-def _resume(args: argparse.Namespace, argv: list, overrides: dict) -> int:
+def _resume(resume: str, config_file, argv: list, overrides: dict, quiet: bool, bar):
     from .store.rundir import open_for_resume, record_resume
-    cfg, paths = open_for_resume(args.resume, overrides, args.config)
+    cfg, paths = open_for_resume(resume, overrides, config_file)
     plan = _plan(cfg)
     # the resume is recorded (config.json, manifest.json) once the journal has been replayed and checked
-    return _search(plan, paths, args.quiet, lambda: record_resume(paths, cfg, argv))
+    _search(plan, paths, quiet, lambda: record_resume(paths, cfg, argv), bar=bar)
+    return paths.root
 
 
 def _lock(path: str):
@@ -223,7 +238,7 @@ def _strategy_args(cfg: Config, plan: Plan) -> dict:
     return args
 
 
-def _search(plan: Plan, paths, quiet: bool, on_start=None) -> int:
+def _search(plan: Plan, paths, quiet: bool, on_start=None, bar: Optional[bool] = None) -> int:
     """Run the search into ``paths``. On resume the journal is replayed and checked
     against the lineage and the weights files before anything is written
     (``store.resume``); only then are the files opened (repairing a torn tail) and
@@ -251,7 +266,7 @@ def _search(plan: Plan, paths, quiet: bool, on_start=None) -> int:
         replay(search, events, rows, paths)  # resume: the journal rebuilds the search, checked
         from .html_report import CurveWriter, Refresher
         curves, refresh = CurveWriter(paths.root), Refresher(paths.root, REPORT_EVERY_S)
-        progress = Progress(cfg.evaluations, quiet, already=search.evaluated)
+        progress = Progress(cfg.evaluations, quiet, already=search.evaluated, bar=bar)
         sink.open(lambda r: (curves(r), progress.update(r, search.evaluated), refresh()))
         if on_start is not None:
             on_start()
@@ -323,8 +338,14 @@ def _print_final_row(r: dict) -> None:
 def _final_summary(stage) -> dict:
     if stage is None:
         return {}
-    best = stage.best()
-    if not stage.chosen:
+    return final_summary(stage.rows(), bool(stage.chosen))
+
+
+def final_summary(rows: list, chosen: bool = True) -> dict:
+    """The final stage's lines of the summary table, from its ``final.csv`` rows."""
+    from .final import best_row
+    best = best_row(rows)
+    if not chosen:
         return {"final stage": "nothing to retrain (no evaluated network)"}
     if best is None:
         return {"final stage": "no network retrained successfully"}
@@ -349,39 +370,6 @@ def _where(plan: Plan) -> str:
 
 REPORT_EVERY_S = 30.0  # seconds between rewrites of report.html during a run (watch it in a browser)
 CHECKPOINT_EVERY_S = 1.0  # seconds between checkpoints (0: after every individual)
-
-
-class Progress:
-    """tqdm bar on a terminal, a plain line every ~5% otherwise."""
-
-    def __init__(self, total: int, quiet: bool, already: int = 0):
-        self.total, self.quiet, self.n = total, quiet, already
-        self.best, self.failed, self.dups = -math.inf, 0, 0
-        self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=already, unit="eval", dynamic_ncols=True)
-        self.every = max(1, total // 20)
-
-    def update(self, row: dict, evaluated: int) -> None:
-        """One lineage row; ``evaluated`` (trained networks whose result is in, what
-        ``--evaluations`` counts) is what the bar shows."""
-        status = row.get("status")
-        self.failed += status == "failed"
-        self.dups += status == "duplicate"
-        if status in ("ok", "duplicate") and row.get("fitness") is not None:
-            self.best = max(self.best, float(row["fitness"]))
-        step, self.n = evaluated - self.n, evaluated
-        info = f"best {self.best:.4g}, failed {self.failed}, duplicates {self.dups}"
-        if self.bar is not None:
-            self.bar.update(step)
-            self.bar.set_postfix_str(info, refresh=False)
-        elif not self.quiet and step and (self.n % self.every == 0 or self.n == self.total):
-            print(f"[evonas] {self.n}/{self.total} trained networks, {info}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 if __name__ == "__main__":
