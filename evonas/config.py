@@ -64,13 +64,13 @@ def _f(default: Any, help: str, flag: str | None = None, choices: tuple | None =
 class Config:
     """Every setting of a run. Field docs are the ``--help`` texts."""
     # search
-    genome: str = _f("tree", "genome type (built-in: genetic-cnn, cgp, tree, nb201; plug-ins may add more)")
+    genome: str = _f("tree", "genome type")
     population: int = _f(100, "population size P (>= 2)")
     sample_size: int = _f(0, "tournament sample size S (1..population; 0 = ceil(population / 4): "
                           "25 for P=100 as Real et al., 3 for P=10 as the NAS-Bench-201 protocol)")
-    strategy: str = _f("aging", "search strategy (built-in: aging, random, es, generational, nsga2)")
-    surrogate: str = _f("", "pre-screen the children of --strategy (issue 17): mlp (MLP-ensemble predictor "
-                        "of fitness) or naswot (zero-cost NASWOT score, real training only); '' = off")
+    strategy: str = _f("aging", "search strategy")
+    surrogate: str = _f("", "pre-screen the children of --strategy with a surrogate (issue 17; naswot: real "
+                        "training only); '' = off")
     evaluations: int = _f(300, "budget: number of TRAINED networks (>= 1; failed trials count, duplicates "
                           "of an earlier network do not: see --max-duplicates)")
     max_duplicates: int = _f(0, "budget: duplicate children (a network already evaluated, its result "
@@ -348,19 +348,25 @@ def _jsonable(v: Any) -> Any:
 
 
 # --- argparse -----------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_arguments(parser: argparse.ArgumentParser,
+                  registered: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
     """Add one flag per Config field (``--sample-size`` for ``sample_size``; list
     fields are repeatable). Every flag defaults to None, so ``overrides_from_args``
     sees only the flags actually given and the config file is not overridden by
-    defaults; the help text states each real default."""
+    defaults; the help text states each real default. ``registered``: field ->
+    the names its registry holds (``catalog.choices()``), named in its help."""
     defaults = Config()
+    registered = registered or {}
     for f in dataclasses.fields(Config):
         meta = f.metadata
         flag = meta.get("flag") or "--" + f.name.replace("_", "-")
         default = _jsonable(getattr(defaults, f.name))
         shown = "none" if default in ((), [], {}, "") else default
+        names = registered.get(f.name)
+        sep = "; " if names and any(":" in n for n in names) else ", "
+        known = f"; registered: {sep.join(names)} (plug-ins may add more; see --list)" if names else ""
         kw: dict[str, Any] = {"dest": f.name, "default": None, "metavar": meta.get("metavar"),
-                              "help": f"{meta['help']} (default: {shown})"}
+                              "help": f"{meta['help']}{known} (default: {shown})"}
         if meta.get("choices"):
             kw.update(choices=meta["choices"], metavar=None)
         if f.type in ("tuple", "dict"):

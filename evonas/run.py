@@ -51,7 +51,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped "
                    "(only budget, hardware and data-path flags may change)")
     p.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
-    return add_arguments(p)
+    p.add_argument("--list", action="store_true", help="print the registered genomes (with their space), "
+                   "strategies (with their parameters), operators per genome, backends and surrogates, "
+                   "each with a one-line doc, and exit (--plugin ones too)")
+    from .catalog import choices
+    return add_arguments(p, choices())
 
 
 @dataclass
@@ -98,7 +102,19 @@ def _guarded(args: argparse.Namespace, argv: list) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list) -> int:
+    if args.list:
+        return _list(args)
     execute(overrides_from_args(args), args.config, args.resume, argv, args.quiet)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    """``--list``: what the registries hold, after the ``--plugin`` modules registered theirs."""
+    from .catalog import listing
+    from .plugins import load_plugin
+    for spec in overrides_from_args(args).get("plugins", ()):
+        load_plugin(spec)
+    print(listing())
     return 0
 
 
@@ -362,10 +378,24 @@ def _where(plan: Plan) -> str:
     else:
         places = ", ".join(f"{d} x{slots.count(d)}" for d in dict.fromkeys(slots))
         how = f"{len(slots)} {cfg.backend} worker(s) on {places}, {cfg.epochs} epoch(s) on {cfg.dataset}"
+    return f"{cfg.genome}, {cfg.strategy}; budgets: {_budgets(plan)}; {how}; results in {cfg.result_order} order"
+
+
+def _budgets(plan: Plan) -> str:
+    """Every limit that can end the run, defaults spelled out (a default 600 s cap
+    that nobody named would end a long run by surprise)."""
+    cfg = plan.cfg
     dups = cfg.max_duplicates or 10 * cfg.evaluations + 100
-    return (f"{cfg.genome}, {cfg.strategy}, {cfg.evaluations} trained networks (+ up to {dups} reused "
-            f"duplicates); {how}; "
-            f"results in {cfg.result_order} order")
+    time = f"{cfg.time_budget:g} s wall clock" if cfg.time_budget else "no time limit"
+    if plan.table is not None:
+        final = "no final stage (table lookups)"
+    elif cfg.final_top == 0:
+        final = "final stage off"
+    else:
+        epochs = f"{cfg.final_epochs} epoch(s)" if cfg.final_epochs else "auto epochs"
+        final = f"then a final stage retraining the top {cfg.final_top} from scratch ({epochs})"
+    return (f"{cfg.evaluations} trained networks, up to {dups} reused duplicates, {time} "
+            f"(whichever ends first), {final}")
 
 
 REPORT_EVERY_S = 30.0  # seconds between rewrites of report.html during a run (watch it in a browser)

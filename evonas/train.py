@@ -4,7 +4,9 @@ Retrains the genome from scratch (fresh initialisation from ``--seed``, no
 inheritance) on the training split and reports, once, the accuracy on the
 validation split (the search's fitness) and on the *test* split (never used by
 the search). ``GENOME.json`` is a ``genomes/`` file or a run's
-``best/genome.json``. Writes ``--out`` (default ``runs/train-<file stem>-s<seed>``):
+``best/genome.json``. Writes ``--out`` (default ``runs/train-<file stem>-s<seed>``,
+or the first free ``-2``, ``-3``, ... after it: earlier results are never
+overwritten; a given ``--out`` that is not empty exits 2):
 
 * ``weights.safetensors``: the trained state dict (metadata: genome, fitness);
 * ``result.json``: genome, dataset, training settings, ``val_accuracy`` and
@@ -49,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS,
                    help="activation/weight layout (default: auto = channels_last)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/train-<stem>-s<seed>)")
+    p.add_argument("--out", metavar="DIR", help="output directory, new or empty (default: "
+                   "runs/train-<stem>-s<seed>, or its first free -2, -3, ... suffix)")
     return p
 
 
@@ -73,12 +76,9 @@ def retrain(genome_file: str | Path, epochs: int, dataset: str = "digits", data_
                      precision=precision, memory_format=memory_format)
     device = _device(device)
     data = DataSpec(dataset, data_root, seed, val_fraction).load().to(device)
-    out = Path(out) if out else Path("runs") / f"train-{Path(genome_file).stem}-s{seed}"
-    if out.exists() and not out.is_dir():
-        raise ConfigError("train", "out", str(out), "exists and is not a directory")
+    out = _out_dir(out, genome_file, seed)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "weights.safetensors"
-    weights.unlink(missing_ok=True)  # never pair stale weights with a new result
     res = evaluate_job(Job(0, genome, seed=seed, weights_out=str(weights)), data, tc, device)
     result = {"genome_file": str(genome_file), "type": genome.type_name, "genome": genome.to_string(),
               "space": genome.to_dict().get("space"), "arch_hash": genome.arch_hash(),
@@ -93,6 +93,27 @@ def retrain(genome_file: str | Path, epochs: int, dataset: str = "digits", data_
     from .store.rundir import atomic_write_text
     atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _out_dir(out: Optional[str | Path], genome_file: str | Path, seed: int) -> Path:
+    """Where the results go; never over earlier ones. A given ``out`` must be new or
+    empty (ConfigError otherwise); the default ``runs/train-<stem>-s<seed>`` takes
+    the next free ``-2``, ``-3``, ... suffix when taken (retraining one genome with
+    other settings keeps both results)."""
+    def taken(p: Path) -> bool:
+        return p.exists() and (not p.is_dir() or any(p.iterdir()))
+    if out:
+        out = Path(out)
+        if taken(out):
+            raise ConfigError("train", "out", str(out), "exists and is not an empty directory "
+                              "(earlier results are never overwritten; choose another --out)")
+        return out
+    base = Path("runs") / f"train-{Path(genome_file).stem}-s{seed}"
+    n, candidate = 1, base
+    while taken(candidate):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
 
 
 def _device(device: str) -> str:
