@@ -79,6 +79,11 @@ class Config:
     time_budget: float = _f(600.0, "budget: wall-clock seconds, whichever budget ends first (0 = no limit)")
     mutations: tuple = _f((), "mutation operator to use, NAME or NAME:WEIGHT, repeatable "
                           "(empty = all registered, default weights)", flag="--mutation", metavar="NAME[:W]")
+    strategy_args: dict = _f({}, "a parameter of --strategy, KEY=VALUE (VALUE parsed as JSON) or a JSON "
+                             "object, repeatable (e.g. es: lam=8; generational: p_cross=0.5; aging-novel: "
+                             "greedy=0.5; --list shows every strategy's parameters and defaults; population, "
+                             "sample and selection come from their own flags)", flag="--strategy-arg",
+                             metavar="KEY=VALUE")
     result_order: str = _f("submission", "order in which finished trials enter the population: "
                            "submission (by id: the same lineage for a seed with any number of workers, "
                            "on CPU; a worker may wait for an older trial, ~5-10%% fewer trials/s) or "
@@ -172,8 +177,8 @@ class Config:
             if key not in names:
                 raise ConfigError(where, str(key), value, f"unknown key (known: {', '.join(names)})")
             value = _coerce(names[key], value, where)
-            if key == "space":
-                value = {**self.space, **value}
+            if names[key].type == "dict":  # space, strategy_args: merged key by key
+                value = {**getattr(self, key), **value}
             kw[key] = value
         try:
             return dataclasses.replace(self, **kw)
@@ -381,14 +386,15 @@ def add_arguments(parser: argparse.ArgumentParser,
 
 def overrides_from_args(ns: argparse.Namespace) -> dict[str, Any]:
     """The Config fields given on the command line (flags left at None are absent);
-    repeated ``--space`` items are merged into one dict."""
+    repeated ``--space`` (``--strategy-arg``) items are merged into one dict."""
     names = {f.name for f in dataclasses.fields(Config)}
     out = {k: v for k, v in vars(ns).items() if k in names and v is not None}
-    if "space" in out:
-        merged: dict[str, Any] = {}
-        for item in out["space"]:
-            merged.update(item)
-        out["space"] = merged
+    for f in dataclasses.fields(Config):
+        if f.type == "dict" and f.name in out:
+            merged: dict[str, Any] = {}
+            for item in out[f.name]:
+                merged.update(item)
+            out[f.name] = merged
     return out
 
 
@@ -398,12 +404,12 @@ def _space_item(text: str) -> dict[str, Any]:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
-            raise argparse.ArgumentTypeError(f"--space {text!r}: not a JSON object ({e})") from None
+            raise argparse.ArgumentTypeError(f"{text!r}: not a JSON object ({e})") from None
         if isinstance(d, dict):
             return d
     key, eq, raw = text.partition("=")
     if not eq or not key.strip():
-        raise argparse.ArgumentTypeError(f"--space {text!r}: expected KEY=VALUE or a JSON object")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE or a JSON object")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:

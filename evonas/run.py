@@ -183,6 +183,7 @@ def _plan(cfg: Config) -> Plan:
         if g.type_name != cfg.genome or g.space != space:
             raise ConfigError("config", "seed_genomes", f, f"is a {g.type_name} genome of space {g.space}, "
                               f"the run searches {cfg.genome} in {space}")
+    _check_strategy_args(cfg, cls, space, seeds)
     if cfg.benchmark_table:
         from .evaluate.table import TableEvaluator, nb201_setting
         # loading checks the file and columns; --workers N keeps N lookups in flight (the
@@ -198,6 +199,39 @@ def _plan(cfg: Config) -> Plan:
     from .evaluate.pool import backend  # each backend places its own slots (Ray: the cluster's)
     slots = backend(cfg.backend).placement(cfg.devices, cfg.workers, cfg.trials_per_device, cfg.ray_address)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
+
+
+RESERVED = {"variation": "", "population": "--population", "sample": "--sample-size",
+            "selection": "--selection", "base": "--strategy", "base_args": "--strategy-arg",
+            "screen": "--surrogate"}
+
+
+def _check_strategy_args(cfg: Config, cls, space, seeds) -> None:
+    """``--strategy-arg``: each key a keyword of the strategy's constructor (not one
+    of those set by their own flags), and the strategy built once with them, so a
+    bad value fails here, before the run directory exists."""
+    if not cfg.strategy_args:
+        return
+    import inspect
+
+    from .evolve.base import STRATEGIES
+    from .evolve.toolbox import Variation
+    strategy = STRATEGIES.get(cfg.strategy)
+    accepted = inspect.signature(strategy.__init__).parameters
+    for key, value in cfg.strategy_args.items():
+        if key in RESERVED or key not in accepted or key == "self":
+            why = (f"is set with {RESERVED[key]}" if RESERVED.get(key) else
+                   f"not a parameter of strategy {cfg.strategy} (its parameters: "
+                   f"{', '.join(k for k in accepted if k not in RESERVED and k != 'self') or 'none'})")
+            raise ConfigError("config", f"strategy_args.{key}", value, why)
+    offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
+    args = {**{k: v for k, v in offered.items() if k in accepted}, **cfg.strategy_args}
+    try:
+        strategy(Variation(cls, space, list(cfg.mutations) or None, seeds), **args)
+    except ConfigError as e:
+        raise ConfigError("config", f"strategy_args.{e.field}", e.value, e.why) from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError("config", "strategy_args", dict(cfg.strategy_args), f"{type(e).__name__}: {e}") from None
 
 
 def _check_finite(cfg: Config) -> None:
@@ -247,7 +281,7 @@ def _strategy_args(cfg: Config, plan: Plan) -> dict:
     from .evolve.base import STRATEGIES
     accepted = inspect.signature(STRATEGIES.get(cfg.strategy).__init__).parameters
     offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
-    args = {k: v for k, v in offered.items() if k in accepted}
+    args = {**{k: v for k, v in offered.items() if k in accepted}, **cfg.strategy_args}
     if cfg.surrogate:  # --surrogate NAME: the surrogate middleware wraps --strategy
         screen_args = {"data": plan.data, "seed": cfg.seed} if cfg.surrogate == "naswot" else {}
         return {"base": cfg.strategy, "base_args": args, "screen": cfg.surrogate, "screen_args": screen_args}

@@ -230,3 +230,49 @@ def test_progress_heartbeat_while_no_trial_finishes(capsys):
     time.sleep(0.25)
     q.close()
     assert capsys.readouterr().err == ""
+
+
+# --- strategy parameters (issue 13 item 5): --strategy-arg / strategy_args ------------------------
+def test_strategy_args_from_flags_and_file(tmp_path):
+    assert parse("--strategy-arg", "lam=8", "--strategy-arg", "accept=\"ties\"") == {
+        "strategy_args": {"lam": 8, "accept": "ties"}}
+    f = tmp_path / "c.yaml"
+    f.write_text("strategy: es\nstrategy_args: {lam: 4, tries: 7}\n")
+    c = Config.from_sources(f, parse("--strategy-arg", "lam=6"))
+    assert c.strategy_args == {"lam": 6, "tries": 7}  # flags override the file key by key
+    assert "strategy_args" not in RESUMABLE  # other parameters: another search
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--strategy", "es", "--strategy-arg", "lam=0"], "strategy_args.lam"),
+    (["--strategy", "es", "--strategy-arg", "bogus=1"], "strategy_args.bogus"),
+    (["--strategy", "aging", "--strategy-arg", "population=3"], "strategy_args.population"),
+    (["--strategy", "generational", "--strategy-arg", "p_cross=\"x\""], "strategy_args"),
+])
+def test_bad_strategy_args_exit_2_and_write_nothing(tmp_path, capsys, argv, field):
+    from evonas.run import main
+    assert main([*argv, "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"field '{field}" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_strategy_args_reach_the_strategy(tmp_path, monkeypatch, capsys):
+    from evonas.evolve.es import OnePlusLambda
+    from evonas.run import main
+    seen = []
+    import functools
+    init = OnePlusLambda.__init__
+
+    @functools.wraps(init)  # keeps the signature the parameters are checked against
+    def spy(self, variation, **kw):
+        seen.append(kw)
+        init(self, variation, **kw)
+    monkeypatch.setattr(OnePlusLambda, "__init__", spy)
+    run = tmp_path / "run"
+    assert main(["--genome", "cgp", "--strategy", "es", "--strategy-arg", "lam=3", "--space", "rows=1",
+                 "--space", "cols=4", "--space", "levels_back=2", "--evaluations", "2", "--final-top", "0",
+                 "--epochs", "1", "--batch-size", "128", "--workers", "1", "--devices", "cpu",
+                 "--max-macs", "2000000", "--quiet", "--run-dir", str(run)]) == 0
+    assert len(seen) == 2 and all(kw["lam"] == 3 for kw in seen)  # the check, then the search
+    assert json.loads((run / "config.json").read_text())["strategy_args"] == {"lam": 3}
