@@ -353,16 +353,20 @@ def _jsonable(v: Any) -> Any:
 
 
 # --- argparse -----------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser,
-                  registered: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
+def add_arguments(parser: argparse.ArgumentParser, registered: Mapping[str, Any] | None = None,
+                  only: tuple | None = None, defaults: Config | None = None) -> argparse.ArgumentParser:
     """Add one flag per Config field (``--sample-size`` for ``sample_size``; list
     fields are repeatable). Every flag defaults to None, so ``overrides_from_args``
     sees only the flags actually given and the config file is not overridden by
     defaults; the help text states each real default. ``registered``: field ->
-    the names its registry holds (``catalog.choices()``), named in its help."""
-    defaults = Config()
+    the names its registry holds (``catalog.choices()``), named in its help.
+    ``only``: these fields alone (``evonas.train``'s flags); ``defaults``: the
+    defaults the help states (another command's, e.g. more epochs)."""
+    defaults = defaults or Config()
     registered = registered or {}
     for f in dataclasses.fields(Config):
+        if only is not None and f.name not in only:
+            continue
         meta = f.metadata
         flag = meta.get("flag") or "--" + f.name.replace("_", "-")
         default = _jsonable(getattr(defaults, f.name))

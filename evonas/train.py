@@ -26,8 +26,18 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .config import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
+from .config import Config, add_arguments, overrides_from_args
 from .errors import ConfigError, cli_exit_code
+
+
+# the settings of evonas.run that a retraining takes, from the same schema (Config)
+TRAIN_KEYS = ("epochs", "dataset", "data_root", "val_fraction", "batch_size", "lr", "optimizer", "seed",
+              "precision", "memory_format")
+TRAIN_EPOCHS = 10  # a final retraining trains longer than a search's evaluation
+
+
+def train_defaults() -> Config:
+    return Config(epochs=TRAIN_EPOCHS)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,21 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m evonas.train",
                                 description="Retrain a genome from scratch and evaluate it on the test split.")
     p.add_argument("genome", metavar="GENOME.json", help="genome file (genomes/ schema, e.g. RUN/best/genome.json)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (>= 1; default: 10)")
-    p.add_argument("--dataset", default="digits", help="dataset spec as in evonas.run (default: digits)")
-    p.add_argument("--data-root", default="data", help="directory of downloaded datasets (default: data)")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of the training split held out as validation, 0 < f < 1 (default: 0.2, "
-                        "as evonas.run)")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch size (>= 1; default: 64)")
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate, cosine decay (> 0; default: 0.05)")
-    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="optimizer (default: sgd)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and batch order "
-                   "(>= 0; default: 0)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="bf16 autocast or fp32 (default: auto = bf16 on CUDA, fp32 on CPU)")
-    p.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS,
-                   help="activation/weight layout (default: auto = channels_last)")
+    add_arguments(p, only=TRAIN_KEYS, defaults=train_defaults())  # the run's flags, help and checks
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     p.add_argument("--out", metavar="DIR", help="output directory, new or empty (default: "
                    "runs/train-<stem>-s<seed>, or its first free -2, -3, ... suffix)")
@@ -137,9 +133,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(args) -> int:
-    r = retrain(args.genome, args.epochs, args.dataset, args.data_root, args.val_fraction,
-                args.batch_size, args.lr, args.optimizer, args.seed, args.device, args.out,
-                args.precision, args.memory_format)
+    c = train_defaults().updated(overrides_from_args(args), "flags")  # validated as evonas.run's
+    r = retrain(args.genome, c.epochs, c.dataset, c.data_root, c.val_fraction, c.batch_size, c.lr,
+                c.optimizer, c.seed, args.device, args.out, c.precision, c.memory_format)
     print(f"genome         {r['type']} {r['genome']}")
     print(f"dataset        {r['dataset']} ({r['train_samples']} train / {r['val_samples']} val / "
           f"{r['test_samples']} test), {r['epochs']} epochs, seed {r['seed']}")

@@ -276,3 +276,12 @@ def test_strategy_args_reach_the_strategy(tmp_path, monkeypatch, capsys):
                  "--max-macs", "2000000", "--quiet", "--run-dir", str(run)]) == 0
     assert len(seen) == 2 and all(kw["lam"] == 3 for kw in seen)  # the check, then the search
     assert json.loads((run / "config.json").read_text())["strategy_args"] == {"lam": 3}
+
+
+def test_train_flags_come_from_the_config_schema():
+    from evonas import run, train
+    def flags(p):
+        return {a.dest: (a.option_strings, a.type, a.choices) for a in p._actions if a.dest in train.TRAIN_KEYS}
+    got, want = flags(train.parser()), flags(run.parser())
+    assert set(got) == set(train.TRAIN_KEYS) and got == want  # same flags, types and choices as evonas.run
+    assert "(default: 10)" in " ".join(train.parser().format_help().split())  # train's own epochs default
