@@ -13,15 +13,14 @@ with one line and exit 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from .config import Config, add_arguments, check_names, overrides_from_args
-from .errors import ConfigError, EvonasError, cli_exit_code
+from .errors import ConfigError, cli_exit_code
+from .checks import check_finite, check_space, check_strategy_args
 from .progress import Progress
 
 EPILOG = """examples:
@@ -170,20 +169,20 @@ def _plan(cfg: Config) -> Plan:
     from .genome.base import space_from_dict
     from .plugins import load_plugin
     from . import plugins as plugin_mod
-    _check_finite(cfg)
+    check_finite(cfg)
     # a plug-in call may run as long as the whole search, no longer
     plugin_mod.CALL_LIMIT_S = cfg.time_budget or plugin_mod.CALL_LIMIT_S
     plugins = [load_plugin(spec) and spec for spec in cfg.plugins]
     check_names(cfg)
     cls = GENOMES.get(cfg.genome)
     space = space_from_dict(cls, dict(cfg.space))
-    _check_space(cls, space, cfg)
+    check_space(cls, space, cfg)
     seeds = tuple(load_genome(f) for f in cfg.seed_genomes)
     for f, g in zip(cfg.seed_genomes, seeds):
         if g.type_name != cfg.genome or g.space != space:
             raise ConfigError("config", "seed_genomes", f, f"is a {g.type_name} genome of space {g.space}, "
                               f"the run searches {cfg.genome} in {space}")
-    _check_strategy_args(cfg, cls, space, seeds)
+    check_strategy_args(cfg, cls, space, seeds)
     if cfg.benchmark_table:
         from .evaluate.table import TableEvaluator, nb201_setting
         # loading checks the file and columns; --workers N keeps N lookups in flight (the
@@ -199,60 +198,6 @@ def _plan(cfg: Config) -> Plan:
     from .evaluate.pool import backend  # each backend places its own slots (Ray: the cluster's)
     slots = backend(cfg.backend).placement(cfg.devices, cfg.workers, cfg.trials_per_device, cfg.ray_address)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
-
-
-RESERVED = {"variation": "", "population": "--population", "sample": "--sample-size",
-            "selection": "--selection", "base": "--strategy", "base_args": "--strategy-arg",
-            "screen": "--surrogate"}
-
-
-def _check_strategy_args(cfg: Config, cls, space, seeds) -> None:
-    """``--strategy-arg``: each key a keyword of the strategy's constructor (not one
-    of those set by their own flags), and the strategy built once with them, so a
-    bad value fails here, before the run directory exists."""
-    if not cfg.strategy_args:
-        return
-    import inspect
-
-    from .evolve.base import STRATEGIES
-    from .evolve.toolbox import Variation
-    strategy = STRATEGIES.get(cfg.strategy)
-    accepted = inspect.signature(strategy.__init__).parameters
-    for key, value in cfg.strategy_args.items():
-        if key in RESERVED or key not in accepted or key == "self":
-            why = (f"is set with {RESERVED[key]}" if RESERVED.get(key) else
-                   f"not a parameter of strategy {cfg.strategy} (its parameters: "
-                   f"{', '.join(k for k in accepted if k not in RESERVED and k != 'self') or 'none'})")
-            raise ConfigError("config", f"strategy_args.{key}", value, why)
-    offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
-    args = {**{k: v for k, v in offered.items() if k in accepted}, **cfg.strategy_args}
-    try:
-        strategy(Variation(cls, space, list(cfg.mutations) or None, seeds), **args)
-    except ConfigError as e:
-        raise ConfigError("config", f"strategy_args.{e.field}", e.value, e.why) from None
-    except (TypeError, ValueError) as e:
-        raise ConfigError("config", "strategy_args", dict(cfg.strategy_args), f"{type(e).__name__}: {e}") from None
-
-
-def _check_finite(cfg: Config) -> None:
-    """inf and NaN pass every ``>= 0`` rule (``--time-budget 1e999``, ``--lr inf``);
-    no setting is meaningful with one."""
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ConfigError("config", f.name, v, "must be a finite number")
-
-
-def _check_space(cls, space, cfg: Config) -> None:
-    """Genomes check their space when built: sample one (throwaway generator, the
-    search's RNG is untouched) so a bad ``--space`` fails before any write."""
-    import numpy as np
-    try:
-        cls.sample(np.random.default_rng(0), space)
-    except EvonasError:
-        raise
-    except Exception as e:  # a space the genome's own checks missed
-        raise ConfigError("config", "space", dict(cfg.space), f"{type(e).__name__}: {e}") from None
 
 
 def _evaluator(plan: Plan, **train):
