@@ -16,7 +16,9 @@ _GENOME = ("GENOMES", "Genome", "genome_from_dict", "genome_type", "load_genome"
            "save_genome")
 _OPERATORS = ("register_crossover", "register_mutation")
 
-__all__ = [*_ERRORS, *_GENOME, *_OPERATORS, "__version__"]
+_API = ("search", "resume", "load_run", "Run")  # the notebook API (evonas.api)
+
+__all__ = [*_ERRORS, *_GENOME, *_OPERATORS, *_API, "__version__"]
 
 
 def __getattr__(name: str):
@@ -26,6 +28,8 @@ def __getattr__(name: str):
         from . import genome as module
     elif name in _OPERATORS:
         from . import operators as module
+    elif name in _API:
+        from . import api as module
     else:
         raise AttributeError(f"module 'evonas' has no attribute {name!r}")
     value = getattr(module, name)

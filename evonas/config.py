@@ -62,13 +62,13 @@ def _f(default: Any, help: str, flag: str | None = None, choices: tuple | None =
 class Config:
     """Every setting of a run. Field docs are the ``--help`` texts."""
     # search
-    genome: str = _f("tree", "genome type (built-in: genetic-cnn, cgp, tree, nb201; plug-ins may add more)")
+    genome: str = _f("tree", "genome type")
     population: int = _f(100, "population size P (>= 2)")
     sample_size: int = _f(0, "tournament sample size S (1..population; 0 = ceil(population / 4): "
                           "25 for P=100 as Real et al., 3 for P=10 as the NAS-Bench-201 protocol)")
-    strategy: str = _f("aging", "search strategy (built-in: aging, random, es, generational, nsga2)")
-    surrogate: str = _f("", "pre-screen the children of --strategy (issue 17): mlp (MLP-ensemble predictor "
-                        "of fitness) or naswot (zero-cost NASWOT score, real training only); '' = off")
+    strategy: str = _f("aging", "search strategy")
+    surrogate: str = _f("", "pre-screen the children of --strategy with a surrogate (issue 17; naswot: real "
+                        "training only); '' = off")
     evaluations: int = _f(300, "budget: number of TRAINED networks (>= 1; failed trials count, duplicates "
                           "of an earlier network do not: see --max-duplicates)")
     max_duplicates: int = _f(0, "budget: duplicate children (a network already evaluated, its result "
@@ -77,6 +77,11 @@ class Config:
     time_budget: float = _f(600.0, "budget: wall-clock seconds, whichever budget ends first (0 = no limit)")
     mutations: tuple = _f((), "mutation operator to use, NAME or NAME:WEIGHT, repeatable "
                           "(empty = all registered, default weights)", flag="--mutation", metavar="NAME[:W]")
+    strategy_args: dict = _f({}, "a parameter of --strategy, KEY=VALUE (VALUE parsed as JSON) or a JSON "
+                             "object, repeatable (e.g. es: lam=8; generational: p_cross=0.5; aging-novel: "
+                             "greedy=0.5; --list shows every strategy's parameters and defaults; population, "
+                             "sample and selection come from their own flags)", flag="--strategy-arg",
+                             metavar="KEY=VALUE")
     result_order: str = _f("submission", "order in which finished trials enter the population: "
                            "submission (by id: the same lineage for a seed with any number of workers, "
                            "on CPU; a worker may wait for an older trial, ~5-10%% fewer trials/s) or "
@@ -152,12 +157,13 @@ class Config:
 
     @classmethod
     def from_sources(cls, file: str | Path | None = None,
-                     overrides: Mapping[str, Any] | None = None) -> "Config":
-        """Defaults < ``file`` (YAML/JSON) < ``overrides`` (e.g. the given CLI flags).
+                     overrides: Mapping[str, Any] | None = None, where: str = "flags") -> "Config":
+        """Defaults < ``file`` (YAML/JSON) < ``overrides`` (e.g. the given CLI flags;
+        ``where`` names them in errors).
         ``space`` overrides merge key by key into the file's ``space``; list
         overrides replace the file's list."""
         cfg = cls.from_dict(read_file(file), str(file)) if file else cls()
-        return cfg.updated(overrides or {}, "flags")
+        return cfg.updated(overrides or {}, where)
 
     def updated(self, changes: Mapping[str, Any], where: str = "config") -> "Config":
         """A copy with ``changes`` applied (keys checked, values coerced and validated)."""
@@ -169,8 +175,8 @@ class Config:
             if key not in names:
                 raise ConfigError(where, str(key), value, f"unknown key (known: {', '.join(names)})")
             value = _coerce(names[key], value, where)
-            if key == "space":
-                value = {**self.space, **value}
+            if names[key].type == "dict":  # space, strategy_args: merged key by key
+                value = {**getattr(self, key), **value}
             kw[key] = value
         try:
             return dataclasses.replace(self, **kw)
@@ -345,19 +351,29 @@ def _jsonable(v: Any) -> Any:
 
 
 # --- argparse -----------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_arguments(parser: argparse.ArgumentParser, registered: Mapping[str, Any] | None = None,
+                  only: tuple | None = None, defaults: Config | None = None) -> argparse.ArgumentParser:
     """Add one flag per Config field (``--sample-size`` for ``sample_size``; list
     fields are repeatable). Every flag defaults to None, so ``overrides_from_args``
     sees only the flags actually given and the config file is not overridden by
-    defaults; the help text states each real default."""
-    defaults = Config()
+    defaults; the help text states each real default. ``registered``: field ->
+    the names its registry holds (``catalog.choices()``), named in its help.
+    ``only``: these fields alone (``evonas.train``'s flags); ``defaults``: the
+    defaults the help states (another command's, e.g. more epochs)."""
+    defaults = defaults or Config()
+    registered = registered or {}
     for f in dataclasses.fields(Config):
+        if only is not None and f.name not in only:
+            continue
         meta = f.metadata
         flag = meta.get("flag") or "--" + f.name.replace("_", "-")
         default = _jsonable(getattr(defaults, f.name))
         shown = "none" if default in ((), [], {}, "") else default
+        names = registered.get(f.name)
+        sep = "; " if names and any(":" in n for n in names) else ", "
+        known = f"; registered: {sep.join(names)} (plug-ins may add more; see --list)" if names else ""
         kw: dict[str, Any] = {"dest": f.name, "default": None, "metavar": meta.get("metavar"),
-                              "help": f"{meta['help']} (default: {shown})"}
+                              "help": f"{meta['help']}{known} (default: {shown})"}
         if meta.get("choices"):
             kw.update(choices=meta["choices"], metavar=None)
         if f.type in ("tuple", "dict"):
@@ -372,14 +388,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def overrides_from_args(ns: argparse.Namespace) -> dict[str, Any]:
     """The Config fields given on the command line (flags left at None are absent);
-    repeated ``--space`` items are merged into one dict."""
+    repeated ``--space`` (``--strategy-arg``) items are merged into one dict."""
     names = {f.name for f in dataclasses.fields(Config)}
     out = {k: v for k, v in vars(ns).items() if k in names and v is not None}
-    if "space" in out:
-        merged: dict[str, Any] = {}
-        for item in out["space"]:
-            merged.update(item)
-        out["space"] = merged
+    for f in dataclasses.fields(Config):
+        if f.type == "dict" and f.name in out:
+            merged: dict[str, Any] = {}
+            for item in out[f.name]:
+                merged.update(item)
+            out[f.name] = merged
     return out
 
 
@@ -389,12 +406,12 @@ def _space_item(text: str) -> dict[str, Any]:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
-            raise argparse.ArgumentTypeError(f"--space {text!r}: not a JSON object ({e})") from None
+            raise argparse.ArgumentTypeError(f"{text!r}: not a JSON object ({e})") from None
         if isinstance(d, dict):
             return d
     key, eq, raw = text.partition("=")
     if not eq or not key.strip():
-        raise argparse.ArgumentTypeError(f"--space {text!r}: expected KEY=VALUE or a JSON object")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE or a JSON object")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:

@@ -156,8 +156,7 @@ class FinalStage:
 
     def best(self) -> Optional[dict]:
         """The retrained network with the best validation accuracy (ties: rank)."""
-        ok = [r for r in self.rows() if r["status"] == "ok" and _finite(r["final_val"])]
-        return min(ok, key=lambda r: (-float(r["final_val"]), int(r["rank"]))) if ok else None
+        return best_row(self.rows())
 
     def _row(self, job: Job, res: Result) -> dict[str, Any]:
         rank = next(i for i, r in enumerate(self.chosen) if int(r["id"]) == job.id)
@@ -173,6 +172,12 @@ class FinalStage:
 
 
 # --- final.csv --------------------------------------------------------------------------
+def best_row(rows: Iterable[dict]) -> Optional[dict]:
+    """Of ``final.csv`` rows, the ok one with the best validation accuracy (ties: rank)."""
+    ok = [r for r in rows if r["status"] == "ok" and _finite(r["final_val"])]
+    return min(ok, key=lambda r: (-float(r["final_val"]), int(r["rank"]))) if ok else None
+
+
 def append_final(path: Path, row: dict) -> None:
     """Append one row with one write, then fsync (the header first, for a new file)."""
     buf = io.StringIO()

@@ -13,15 +13,15 @@ with one line and exit 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from .config import Config, add_arguments, check_names, overrides_from_args
-from .errors import ConfigError, EvonasError, cli_exit_code
+from .errors import ConfigError, cli_exit_code
+from .checks import check_finite, check_space, check_strategy_args
+from .progress import Progress
 
 EPILOG = """examples:
   python -m evonas.run --genome tree --population 100
@@ -50,7 +50,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped "
                    "(only budget, hardware and data-path flags may change)")
     p.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
-    return add_arguments(p)
+    p.add_argument("--list", action="store_true", help="print the registered genomes (with their space), "
+                   "strategies (with their parameters), operators per genome, backends and surrogates, "
+                   "each with a one-line doc, and exit (--plugin ones too)")
+    from .catalog import choices
+    return add_arguments(p, choices())
 
 
 @dataclass
@@ -97,31 +101,57 @@ def _guarded(args: argparse.Namespace, argv: list) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list) -> int:
+    if args.list:
+        return _list(args)
+    execute(overrides_from_args(args), args.config, args.resume, argv, args.quiet)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    """``--list``: what the registries hold, after the ``--plugin`` modules registered theirs."""
+    from .catalog import listing
+    from .plugins import load_plugin
+    for spec in overrides_from_args(args).get("plugins", ()):
+        load_plugin(spec)
+    print(listing())
+    return 0
+
+
+def execute(overrides: dict, config_file: Optional[str] = None, resume: Optional[str] = None,
+            argv: Optional[list] = None, quiet: bool = False, bar: Optional[bool] = None,
+            where: str = "flags"):
+    """Run (or, with ``resume``, continue) a search and return its run directory
+    (a ``Path``). The one code path of the CLI and of ``evonas.search``: bad input
+    raises an ``EvonasError`` before anything is written. ``bar``: a tqdm bar
+    (``tqdm.auto``: a widget in Jupyter) instead of plain lines; None = on a terminal.
+    ``where`` names ``overrides`` in error messages."""
     from .store.rundir import RunLock, create_run_dir, utc_now
-    overrides = overrides_from_args(args)
-    if args.resume:
-        lock = _lock(args.resume)  # before reading: another process may be writing it
+    argv = list(sys.argv) if argv is None else argv
+    if resume:
+        lock = _lock(resume)  # before reading: another process may be writing it
         try:
-            return _resume(args, argv, overrides)
+            return _resume(resume, config_file, argv, overrides, quiet, bar)
         finally:
             lock.release()
-    cfg = Config.from_sources(args.config, overrides).resolved(utc_now().replace(":", "").replace("-", "")[:15])
+    cfg = Config.from_sources(config_file, overrides, where).resolved(utc_now().replace(":", "").replace("-", "")[:15])
     plan = _plan(cfg)
     paths = create_run_dir(cfg.run_dir, cfg, argv, plan.plugins, plan.extra_columns)
     lock = RunLock(paths.root)
     try:
-        return _search(plan, paths, args.quiet)
+        _search(plan, paths, quiet, bar=bar)
     finally:
         lock.release()
+    return paths.root
 
 
-def _resume(args: argparse.Namespace, argv: list, overrides: dict) -> int:
+def _resume(resume: str, config_file, argv: list, overrides: dict, quiet: bool, bar):
     from .reopen import open_for_resume
     from .store.rundir import record_resume
-    cfg, paths = open_for_resume(args.resume, overrides, args.config)
+    cfg, paths = open_for_resume(resume, overrides, config_file)
     plan = _plan(cfg)
     # the resume is recorded (config.json, manifest.json) once the journal has been replayed and checked
-    return _search(plan, paths, args.quiet, lambda: record_resume(paths, cfg, argv))
+    _search(plan, paths, quiet, lambda: record_resume(paths, cfg, argv), bar=bar)
+    return paths.root
 
 
 def _lock(path: str):
@@ -140,19 +170,20 @@ def _plan(cfg: Config) -> Plan:
     from .genome.base import space_from_dict
     from .plugins import load_plugin
     from . import plugins as plugin_mod
-    _check_finite(cfg)
+    check_finite(cfg)
     # a plug-in call may run as long as the whole search, no longer
     plugin_mod.CALL_LIMIT_S = cfg.time_budget or plugin_mod.CALL_LIMIT_S
     plugins = [load_plugin(spec) and spec for spec in cfg.plugins]
     check_names(cfg)
     cls = GENOMES.get(cfg.genome)
     space = space_from_dict(cls, dict(cfg.space))
-    _check_space(cls, space, cfg)
+    check_space(cls, space, cfg)
     seeds = tuple(load_genome(f) for f in cfg.seed_genomes)
     for f, g in zip(cfg.seed_genomes, seeds):
         if g.type_name != cfg.genome or g.space != space:
             raise ConfigError("config", "seed_genomes", f, f"is a {g.type_name} genome of space {g.space}, "
                               f"the run searches {cfg.genome} in {space}")
+    check_strategy_args(cfg, cls, space, seeds)
     if cfg.benchmark_table:
         from .evaluate.table import TableEvaluator, nb201_setting
         # loading checks the file and columns; --workers N keeps N lookups in flight (the
@@ -168,27 +199,6 @@ def _plan(cfg: Config) -> Plan:
     from .evaluate.backends import backend  # each backend places its own slots (Ray: the cluster's)
     slots = backend(cfg.backend).placement(cfg.devices, cfg.workers, cfg.trials_per_device, cfg.ray_address)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
-
-
-def _check_finite(cfg: Config) -> None:
-    """inf and NaN pass every ``>= 0`` rule (``--time-budget 1e999``, ``--lr inf``);
-    no setting is meaningful with one."""
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ConfigError("config", f.name, v, "must be a finite number")
-
-
-def _check_space(cls, space, cfg: Config) -> None:
-    """Genomes check their space when built: sample one (throwaway generator, the
-    search's RNG is untouched) so a bad ``--space`` fails before any write."""
-    import numpy as np
-    try:
-        cls.sample(np.random.default_rng(0), space)
-    except EvonasError:
-        raise
-    except Exception as e:  # a space the genome's own checks missed
-        raise ConfigError("config", "space", dict(cfg.space), f"{type(e).__name__}: {e}") from None
 
 
 def _evaluator(plan: Plan, **train):
@@ -217,14 +227,14 @@ def _strategy_args(cfg: Config, plan: Plan) -> dict:
     from .evolve.base import STRATEGIES
     accepted = inspect.signature(STRATEGIES.get(cfg.strategy).__init__).parameters
     offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
-    args = {k: v for k, v in offered.items() if k in accepted}
+    args = {**{k: v for k, v in offered.items() if k in accepted}, **cfg.strategy_args}
     if cfg.surrogate:  # --surrogate NAME: the surrogate middleware wraps --strategy
         screen_args = {"data": plan.data, "seed": cfg.seed} if cfg.surrogate == "naswot" else {}
         return {"base": cfg.strategy, "base_args": args, "screen": cfg.surrogate, "screen_args": screen_args}
     return args
 
 
-def _search(plan: Plan, paths, quiet: bool, on_start=None) -> int:
+def _search(plan: Plan, paths, quiet: bool, on_start=None, bar: Optional[bool] = None) -> int:
     """Run the search into ``paths``. On resume the journal is replayed and checked
     against the lineage and the weights files before anything is written
     (``store.resume``); only then are the files opened (repairing a torn tail) and
@@ -252,7 +262,7 @@ def _search(plan: Plan, paths, quiet: bool, on_start=None) -> int:
         replay(search, events, rows, paths)  # resume: the journal rebuilds the search, checked
         from .html_report import CurveWriter, Refresher
         curves, refresh = CurveWriter(paths.root), Refresher(paths.root, REPORT_EVERY_S)
-        progress = Progress(cfg.evaluations, quiet, already=search.evaluated)
+        progress = Progress(cfg.evaluations, quiet, already=search.evaluated, bar=bar)
         sink.open(lambda r: (curves(r), progress.update(r, search.evaluated), refresh()))
         if on_start is not None:
             on_start()
@@ -324,8 +334,14 @@ def _print_final_row(r: dict) -> None:
 def _final_summary(stage) -> dict:
     if stage is None:
         return {}
-    best = stage.best()
-    if not stage.chosen:
+    return final_summary(stage.rows(), bool(stage.chosen))
+
+
+def final_summary(rows: list, chosen: bool = True) -> dict:
+    """The final stage's lines of the summary table, from its ``final.csv`` rows."""
+    from .final import best_row
+    best = best_row(rows)
+    if not chosen:
         return {"final stage": "nothing to retrain (no evaluated network)"}
     if best is None:
         return {"final stage": "no network retrained successfully"}
@@ -342,47 +358,28 @@ def _where(plan: Plan) -> str:
     else:
         places = ", ".join(f"{d} x{slots.count(d)}" for d in dict.fromkeys(slots))
         how = f"{len(slots)} {cfg.backend} worker(s) on {places}, {cfg.epochs} epoch(s) on {cfg.dataset}"
+    return f"{cfg.genome}, {cfg.strategy}; budgets: {_budgets(plan)}; {how}; results in {cfg.result_order} order"
+
+
+def _budgets(plan: Plan) -> str:
+    """Every limit that can end the run, defaults spelled out (a default 600 s cap
+    that nobody named would end a long run by surprise)."""
+    cfg = plan.cfg
     dups = cfg.max_duplicates or 10 * cfg.evaluations + 100
-    return (f"{cfg.genome}, {cfg.strategy}, {cfg.evaluations} trained networks (+ up to {dups} reused "
-            f"duplicates); {how}; "
-            f"results in {cfg.result_order} order")
+    time = f"{cfg.time_budget:g} s wall clock" if cfg.time_budget else "no time limit"
+    if plan.table is not None:
+        final = "no final stage (table lookups)"
+    elif cfg.final_top == 0:
+        final = "final stage off"
+    else:
+        epochs = f"{cfg.final_epochs} epoch(s)" if cfg.final_epochs else "auto epochs"
+        final = f"then a final stage retraining the top {cfg.final_top} from scratch ({epochs})"
+    return (f"{cfg.evaluations} trained networks, up to {dups} reused duplicates, {time} "
+            f"(whichever ends first), {final}")
 
 
 REPORT_EVERY_S = 30.0  # seconds between rewrites of report.html during a run (watch it in a browser)
 CHECKPOINT_EVERY_S = 1.0  # seconds between checkpoints (0: after every individual)
-
-
-class Progress:
-    """tqdm bar on a terminal, a plain line every ~5% otherwise."""
-
-    def __init__(self, total: int, quiet: bool, already: int = 0):
-        self.total, self.quiet, self.n = total, quiet, already
-        self.best, self.failed, self.dups = -math.inf, 0, 0
-        self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=already, unit="eval", dynamic_ncols=True)
-        self.every = max(1, total // 20)
-
-    def update(self, row: dict, evaluated: int) -> None:
-        """One lineage row; ``evaluated`` (trained networks whose result is in, what
-        ``--evaluations`` counts) is what the bar shows."""
-        status = row.get("status")
-        self.failed += status == "failed"
-        self.dups += status == "duplicate"
-        if status in ("ok", "duplicate") and row.get("fitness") is not None:
-            self.best = max(self.best, float(row["fitness"]))
-        step, self.n = evaluated - self.n, evaluated
-        info = f"best {self.best:.4g}, failed {self.failed}, duplicates {self.dups}"
-        if self.bar is not None:
-            self.bar.update(step)
-            self.bar.set_postfix_str(info, refresh=False)
-        elif not self.quiet and step and (self.n % self.every == 0 or self.n == self.total):
-            print(f"[evonas] {self.n}/{self.total} trained networks, {info}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 if __name__ == "__main__":

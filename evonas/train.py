@@ -4,7 +4,9 @@ Retrains the genome from scratch (fresh initialisation from ``--seed``, no
 inheritance) on the training split and reports, once, the accuracy on the
 validation split (the search's fitness) and on the *test* split (never used by
 the search). ``GENOME.json`` is a ``genomes/`` file or a run's
-``best/genome.json``. Writes ``--out`` (default ``runs/train-<file stem>-s<seed>``):
+``best/genome.json``. Writes ``--out`` (default ``runs/train-<file stem>-s<seed>``,
+or the first free ``-2``, ``-3``, ... after it: earlier results are never
+overwritten; a given ``--out`` that is not empty exits 2):
 
 * ``weights.safetensors``: the trained state dict (metadata: genome, fitness);
 * ``result.json``: genome, dataset, training settings, ``val_accuracy`` and
@@ -24,8 +26,18 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .config import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
+from .config import Config, add_arguments, overrides_from_args
 from .errors import ConfigError, cli_exit_code
+
+
+# the settings of evonas.run that a retraining takes, from the same schema (Config)
+TRAIN_KEYS = ("epochs", "dataset", "data_root", "val_fraction", "batch_size", "lr", "optimizer", "seed",
+              "precision", "memory_format")
+TRAIN_EPOCHS = 10  # a final retraining trains longer than a search's evaluation
+
+
+def train_defaults() -> Config:
+    return Config(epochs=TRAIN_EPOCHS)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,23 +45,10 @@ def parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m evonas.train",
                                 description="Retrain a genome from scratch and evaluate it on the test split.")
     p.add_argument("genome", metavar="GENOME.json", help="genome file (genomes/ schema, e.g. RUN/best/genome.json)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (>= 1; default: 10)")
-    p.add_argument("--dataset", default="digits", help="dataset spec as in evonas.run (default: digits)")
-    p.add_argument("--data-root", default="data", help="directory of downloaded datasets (default: data)")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of the training split held out as validation, 0 < f < 1 (default: 0.2, "
-                        "as evonas.run)")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch size (>= 1; default: 64)")
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate, cosine decay (> 0; default: 0.05)")
-    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="optimizer (default: sgd)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and batch order "
-                   "(>= 0; default: 0)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="bf16 autocast or fp32 (default: auto = bf16 on CUDA, fp32 on CPU)")
-    p.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS,
-                   help="activation/weight layout (default: auto = channels_last)")
+    add_arguments(p, only=TRAIN_KEYS, defaults=train_defaults())  # the run's flags, help and checks
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/train-<stem>-s<seed>)")
+    p.add_argument("--out", metavar="DIR", help="output directory, new or empty (default: "
+                   "runs/train-<stem>-s<seed>, or its first free -2, -3, ... suffix)")
     return p
 
 
@@ -73,12 +72,9 @@ def retrain(genome_file: str | Path, epochs: int, dataset: str = "digits", data_
                      precision=precision, memory_format=memory_format)
     device = _device(device)
     data = DataSpec(dataset, data_root, seed, val_fraction).load().to(device)
-    out = Path(out) if out else Path("runs") / f"train-{Path(genome_file).stem}-s{seed}"
-    if out.exists() and not out.is_dir():
-        raise ConfigError("train", "out", str(out), "exists and is not a directory")
+    out = _out_dir(out, genome_file, seed)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "weights.safetensors"
-    weights.unlink(missing_ok=True)  # never pair stale weights with a new result
     res = evaluate_job(Job(0, genome, seed=seed, weights_out=str(weights)), data, tc, device)
     result = {"genome_file": str(genome_file), "type": genome.type_name, "genome": genome.to_string(),
               "space": genome.to_dict().get("space"), "arch_hash": genome.arch_hash(),
@@ -93,6 +89,27 @@ def retrain(genome_file: str | Path, epochs: int, dataset: str = "digits", data_
     from .io import atomic_write_text
     atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _out_dir(out: Optional[str | Path], genome_file: str | Path, seed: int) -> Path:
+    """Where the results go; never over earlier ones. A given ``out`` must be new or
+    empty (ConfigError otherwise); the default ``runs/train-<stem>-s<seed>`` takes
+    the next free ``-2``, ``-3``, ... suffix when taken (retraining one genome with
+    other settings keeps both results)."""
+    def taken(p: Path) -> bool:
+        return p.exists() and (not p.is_dir() or any(p.iterdir()))
+    if out:
+        out = Path(out)
+        if taken(out):
+            raise ConfigError("train", "out", str(out), "exists and is not an empty directory "
+                              "(earlier results are never overwritten; choose another --out)")
+        return out
+    base = Path("runs") / f"train-{Path(genome_file).stem}-s{seed}"
+    n, candidate = 1, base
+    while taken(candidate):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
 
 
 def _device(device: str) -> str:
@@ -116,9 +133,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(args) -> int:
-    r = retrain(args.genome, args.epochs, args.dataset, args.data_root, args.val_fraction,
-                args.batch_size, args.lr, args.optimizer, args.seed, args.device, args.out,
-                args.precision, args.memory_format)
+    c = train_defaults().updated(overrides_from_args(args), "flags")  # validated as evonas.run's
+    r = retrain(args.genome, c.epochs, c.dataset, c.data_root, c.val_fraction, c.batch_size, c.lr,
+                c.optimizer, c.seed, args.device, args.out, c.precision, c.memory_format)
     print(f"genome         {r['type']} {r['genome']}")
     print(f"dataset        {r['dataset']} ({r['train_samples']} train / {r['val_samples']} val / "
           f"{r['test_samples']} test), {r['epochs']} epochs, seed {r['seed']}")

@@ -27,6 +27,7 @@ from evonas.lineage import ancestry, load_lineage
 from evonas.run import main as run_main
 from evonas.report import main as report_main
 from evonas.train import main as train_main
+from evonas.evaluate import ray_backend, workers  # noqa: F401  (register the built-in backends before conftest's registry snapshot, which would drop them after the first test)
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = None  # the synthetic NB201 table (conftest's nb201_table), set by _table: no ../shared needed
@@ -331,6 +332,25 @@ def test_train_bad_input_exit_2(tmp_path, capsys, argv):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error:"), err
     assert not (tmp_path / "out").exists()
+
+
+def test_train_never_overwrites_earlier_results(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    genome = str(ROOT / "genomes" / "tree_base.json")
+    argv = [genome, "--epochs", "1", "--batch-size", "128"]
+    assert train_main(argv) == 0
+    first = tmp_path / "runs" / "train-tree_base-s0"
+    before = tree_digest(first)
+    assert train_main([*argv, "--lr", "0.1"]) == 0  # the same genome, other settings: a new directory
+    second = tmp_path / "runs" / "train-tree_base-s0-2"
+    assert json.loads((second / "result.json").read_text())["lr"] == 0.1
+    assert tree_digest(first) == before
+    capsys.readouterr()
+    assert call(train_main, [*argv, "--out", str(first)]) == 2  # a given --out with results: refused
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "never overwritten" in err, err
+    assert tree_digest(first) == before and sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        first.name, second.name]
 
 
 # --- small pieces the commands rely on -----------------------------------------------------------

@@ -121,3 +121,167 @@ def test_named_errors_survive_pickling():
         e = pickle.loads(pickle.dumps(cls("where", "field", [1, 2], "why")))
         assert type(e) is cls and str(e) == "where: field 'field' = [1, 2]: why"
         assert (e.where, e.field, e.value, e.why) == ("where", "field", [1, 2], "why")
+
+
+# --- the discoverable CLI (issue 16 item 6): --list, --help, the start line, progress ----------
+# The built-in backends register when their modules are first imported; import them before
+# conftest's registry snapshot, which would otherwise drop them after the first test.
+from evonas.catalog import registries as _import_builtins  # noqa: E402
+
+_import_builtins()
+
+
+def _registered():
+    from evonas.catalog import registries
+    from evonas.operators import operators
+    reg = registries()
+    ops = {g: operators(g).names() for g in reg["genomes"].names()}
+    return reg, ops
+
+
+def test_list_prints_every_registered_choice(capsys):
+    from evonas.run import main
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    reg, ops = _registered()
+    lines = out.splitlines()
+    for kind, r in reg.items():
+        for name in r.names():
+            row = next((ln for ln in lines if ln.split()[:1] == [name]), None)
+            assert row is not None and len(row.split()) > 1, (kind, name)  # named, with a one-line doc
+    for g, names in ops.items():
+        for name in names:
+            assert any(ln.split()[:1] == [name] and "weight" in ln for ln in lines), (g, name)
+    assert "lam=2" in out and "greedy=1.0" in out and "p_cross=0.2" in out  # strategy defaults
+    assert "C=8" in out  # the tree space default
+
+
+def test_list_includes_plugins(tmp_path, capsys):
+    plug = tmp_path / "plug_list.py"
+    plug.write_text("from evonas import register_mutation\n"
+                    "@register_mutation('tree', name='listed_op', weight=0.25)\n"
+                    "def listed_op(g, rng):\n    '''Listed by --list.'''\n    return g\n")
+    from evonas.operators import operators
+    from evonas.run import main
+    try:
+        assert main(["--list", "--plugin", str(plug)]) == 0
+        out = capsys.readouterr().out
+        assert any("listed_op" in ln and "weight 0.25" in ln and "Listed by --list." in ln
+                   for ln in out.splitlines())
+    finally:
+        operators("tree").unregister("listed_op")
+
+
+def test_help_names_every_registered_choice():
+    from evonas.run import parser
+    text = " ".join(parser().format_help().split())
+    reg, ops = _registered()
+    for kind in ("genomes", "strategies", "surrogates", "backends"):
+        for name in reg[kind].names():
+            assert name in text, (kind, name)
+    for names in ops.values():
+        for name in names:
+            assert name in text, name
+    assert "built-in" not in text  # no hand-kept list
+
+
+def test_start_line_names_every_budget():
+    from evonas.run import Plan, _where
+    plan = Plan(Config(evaluations=50).resolved("t"), [], None, None, (), None, ["cpu"], ())
+    line = _where(plan)
+    assert "50 trained networks" in line and "up to 600 reused duplicates" in line
+    assert "600 s wall clock" in line and "final stage retraining the top 3" in line and "auto epochs" in line
+    plan = Plan(Config(time_budget=0, final_top=0, max_duplicates=7).resolved("t"), [], None, None, (), None,
+                ["cpu"], ())
+    line = _where(plan)
+    assert "no time limit" in line and "final stage off" in line and "up to 7 reused" in line
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_progress_lines_show_elapsed_and_eta(capsys):
+    from evonas.progress import Progress
+    clock = _Clock()
+    p = Progress(4, quiet=False, bar=False, heartbeat_s=0, clock=clock)
+    for i in range(1, 5):
+        clock.t = 10.0 * i
+        p.update({"status": "ok", "fitness": float(i)}, i)
+    p.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "[evonas] 1/4 trained networks, best 1, failed 0, duplicates 0, elapsed 10s, ETA 30s"
+    assert lines[-1].startswith("[evonas] 4/4 trained networks") and lines[-1].endswith("elapsed 40s")
+
+
+def test_progress_heartbeat_while_no_trial_finishes(capsys):
+    import time
+    from evonas.progress import Progress
+    p = Progress(10, quiet=False, bar=False, heartbeat_s=0.1)
+    time.sleep(0.45)
+    p.close()
+    beats = [ln for ln in capsys.readouterr().err.splitlines() if "still running" in ln]
+    assert 2 <= len(beats) <= 5 and "0/10 trained networks" in beats[0] and "elapsed" in beats[0]
+    q = Progress(10, quiet=True, bar=False, heartbeat_s=0.1)  # --quiet: silent
+    time.sleep(0.25)
+    q.close()
+    assert capsys.readouterr().err == ""
+
+
+# --- strategy parameters (issue 13 item 5): --strategy-arg / strategy_args ------------------------
+def test_strategy_args_from_flags_and_file(tmp_path):
+    assert parse("--strategy-arg", "lam=8", "--strategy-arg", "accept=\"ties\"") == {
+        "strategy_args": {"lam": 8, "accept": "ties"}}
+    f = tmp_path / "c.yaml"
+    f.write_text("strategy: es\nstrategy_args: {lam: 4, tries: 7}\n")
+    c = Config.from_sources(f, parse("--strategy-arg", "lam=6"))
+    assert c.strategy_args == {"lam": 6, "tries": 7}  # flags override the file key by key
+    assert "strategy_args" not in RESUMABLE  # other parameters: another search
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--strategy", "es", "--strategy-arg", "lam=0"], "strategy_args.lam"),
+    (["--strategy", "es", "--strategy-arg", "bogus=1"], "strategy_args.bogus"),
+    (["--strategy", "aging", "--strategy-arg", "population=3"], "strategy_args.population"),
+    (["--strategy", "generational", "--strategy-arg", "p_cross=\"x\""], "strategy_args"),
+])
+def test_bad_strategy_args_exit_2_and_write_nothing(tmp_path, capsys, argv, field):
+    from evonas.run import main
+    assert main([*argv, "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"field '{field}" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_strategy_args_reach_the_strategy(tmp_path, monkeypatch, capsys):
+    from evonas.evolve.es import OnePlusLambda
+    from evonas.run import main
+    seen = []
+    import functools
+    init = OnePlusLambda.__init__
+
+    @functools.wraps(init)  # keeps the signature the parameters are checked against
+    def spy(self, variation, **kw):
+        seen.append(kw)
+        init(self, variation, **kw)
+    monkeypatch.setattr(OnePlusLambda, "__init__", spy)
+    run = tmp_path / "run"
+    assert main(["--genome", "cgp", "--strategy", "es", "--strategy-arg", "lam=3", "--space", "rows=1",
+                 "--space", "cols=4", "--space", "levels_back=2", "--evaluations", "2", "--final-top", "0",
+                 "--epochs", "1", "--batch-size", "128", "--workers", "1", "--devices", "cpu",
+                 "--max-macs", "2000000", "--quiet", "--run-dir", str(run)]) == 0
+    assert len(seen) == 2 and all(kw["lam"] == 3 for kw in seen)  # the check, then the search
+    assert json.loads((run / "config.json").read_text())["strategy_args"] == {"lam": 3}
+
+
+def test_train_flags_come_from_the_config_schema():
+    from evonas import run, train
+    def flags(p):
+        return {a.dest: (a.option_strings, a.type, a.choices) for a in p._actions if a.dest in train.TRAIN_KEYS}
+    got, want = flags(train.parser()), flags(run.parser())
+    assert set(got) == set(train.TRAIN_KEYS) and got == want  # same flags, types and choices as evonas.run
+    assert "(default: 10)" in " ".join(train.parser().format_help().split())  # train's own epochs default

@@ -53,6 +53,7 @@ class Screen:
 
 @SCREENS.class_decorator("mlp", "name")
 class ModelScreen(Screen):
+    summary = "MLP-ensemble predictor of fitness, refitted on the results so far."  # for --list
     """A trained predictor (``predictor``: a ``PREDICTORS`` name, ``predictor_args``
     its constructor's) on ``encoding`` (default: the genome type's fastest).
     ``min_data``: results before it is ready; ``refit_every`` (k): new results
