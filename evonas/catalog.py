@@ -24,12 +24,10 @@ WIDTH = 110  # one-line docs are cut here so the listing stays one line per entr
 def registries() -> dict[str, Any]:
     """The registries by what they hold (importing the built-in entries)."""
     from . import evolve  # noqa: F401  (registers the built-in strategies)
-    from .evaluate.pool import backend
+    from .evaluate.backends import BACKENDS  # importing it registers the built-in backends
     from .evolve.base import STRATEGIES
     from .evolve.surrogate import _screens
     from .genome import GENOMES
-    from .evaluate.pool import BACKENDS
-    backend("local")  # imports (so registers) the built-in backends
     return {"genomes": GENOMES, "strategies": STRATEGIES, "backends": BACKENDS, "surrogates": _screens()}
 
 

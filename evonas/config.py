@@ -7,7 +7,9 @@ naming the key and the value (one line; the CLI maps it to exit code 2).
 
 The default budget makes ``python -m evonas.run --genome tree --population 100``
 run offline on scikit-learn's bundled 8x8 digits and stop on a 2-core CPU
-laptop in minutes: 300 evaluations of 1 epoch each, capped at 600 s of wall time.
+laptop in minutes: 300 evaluations of 3 epochs each, capped at 600 s of wall time
+(3, not 1: on digits one epoch is ~20 SGD steps, and a 1-epoch fitness ranks networks
+by seed luck; benchmarks/RESULTS.md, "Default run").
 
 Types: ``int`` fields take integers (not bools), ``float`` fields take numbers
 (and numeric strings such as ``1e-3``, which YAML 1.1 reads as strings), list
@@ -106,7 +108,7 @@ class Config:
                       "module:function")
     data_root: str = _f("data", "directory of downloaded datasets")
     val_fraction: float = _f(0.2, "fraction of the training split held out for fitness (0 < f < 1)")
-    epochs: int = _f(1, "training epochs per evaluation (>= 1)")
+    epochs: int = _f(3, "training epochs per evaluation (>= 1)")
     batch_size: int = _f(64, "training batch size (>= 1)")
     lr: float = _f(0.05, "learning rate (> 0)")
     optimizer: str = _f("sgd", "optimizer", choices=OPTIMIZERS)

@@ -19,7 +19,6 @@ import evonas
 from evonas.config import Config
 from evonas.export import export, load_best
 from evonas.run import main as run_main
-from evonas.evaluate import ray_backend, workers  # noqa: F401  (register the built-in backends before conftest's registry snapshot, which would drop them after the first test)
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ["train_seconds", "worker", "started_s", "finished_s"]

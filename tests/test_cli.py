@@ -27,7 +27,6 @@ from evonas.lineage import ancestry, load_lineage
 from evonas.run import main as run_main
 from evonas.report import main as report_main
 from evonas.train import main as train_main
-from evonas.evaluate import ray_backend, workers  # noqa: F401  (register the built-in backends before conftest's registry snapshot, which would drop them after the first test)
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = None  # the synthetic NB201 table (conftest's nb201_table), set by _table: no ../shared needed

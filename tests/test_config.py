@@ -14,7 +14,7 @@ def parse(*flags):
 
 def test_defaults_are_valid_and_resolve():
     c = Config()
-    assert (c.genome, c.population, c.epochs, c.dataset) == ("tree", 100, 1, "digits")
+    assert (c.genome, c.population, c.epochs, c.dataset) == ("tree", 100, 3, "digits")
     r = Config(population=10).resolved("20240101-000000")
     assert r.sample_size == 3 and r.name == "tree-aging-s0-20240101-000000"
     assert r.run_dir.endswith("runs/tree-aging-s0-20240101-000000")
@@ -24,12 +24,12 @@ def test_defaults_are_valid_and_resolve():
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_file_then_flags_precedence(tmp_path, suffix):
     f = tmp_path / ("c" + suffix)
-    data = {"population": 20, "epochs": 3, "lr": "1e-3", "space": {"C": 8, "N": 1}, "plugins": ["a"]}
+    data = {"population": 20, "epochs": 5, "lr": "1e-3", "space": {"C": 8, "N": 1}, "plugins": ["a"]}
     f.write_text(json.dumps(data) if suffix == ".json" else
-                 "population: 20\nepochs: 3\nlr: 1e-3\nspace: {C: 8, N: 1}\nplugins: [a]\n")
+                 "population: 20\nepochs: 5\nlr: 1e-3\nspace: {C: 8, N: 1}\nplugins: [a]\n")
     c = Config.from_sources(f, parse("--population", "30", "--space", "N=2", "--plugin", "b"))
     assert c.population == 30          # flag beats file
-    assert c.epochs == 3               # file beats default
+    assert c.epochs == 5               # file beats default
     assert c.lr == pytest.approx(1e-3) # YAML 1.1 reads 1e-3 as a string: accepted
     assert c.space == {"C": 8, "N": 2} # space merges key by key
     assert c.plugins == ("b",)         # lists are replaced
@@ -124,11 +124,6 @@ def test_named_errors_survive_pickling():
 
 
 # --- the discoverable CLI (issue 16 item 6): --list, --help, the start line, progress ----------
-# The built-in backends register when their modules are first imported; import them before
-# conftest's registry snapshot, which would otherwise drop them after the first test.
-from evonas.catalog import registries as _import_builtins  # noqa: E402
-
-_import_builtins()
 
 
 def _registered():
