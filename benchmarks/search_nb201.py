@@ -125,7 +125,7 @@ def one_run(ev, preset, seed, budget, target=None):
         if r["fitness"] is not None and r["fitness"] > best["fitness"]:
             best.update(r)
         if target and hit[0] is None and (r["genome"] == target[0] or r["arch_hash"] == target[1]):
-            hit[0] = s.spent
+            hit[0] = s._counted()  # counted evaluations so far, this one included (one slot)
 
     s = Search(ev, "nb201", strategy=strategy, strategy_args=args, mutation=mutation, seed=seed,
                max_evaluations=budget, dedup=dedup, count_duplicates=count, confirm_hash=False,

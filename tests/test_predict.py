@@ -1,5 +1,4 @@
 """evonas.predict: encodings, the MLP ensemble, the model screen (issue 17)."""
-import json
 
 import numpy as np
 import pytest
@@ -58,19 +57,16 @@ def test_mlp_ensemble_learns_and_ranks():
     assert (std >= 0).all() and std.mean() > 0  # bootstraps disagree a little
 
 
-def test_mlp_ensemble_is_deterministic_warm_starts_and_round_trips():
+def test_mlp_ensemble_is_deterministic_and_warm_starts():
     X, y = _toy(60, 2)
     a, b = MLPEnsemble(), MLPEnsemble()
     for m in (a, b):
         m.fit(X[:40], y[:40], np.random.default_rng(5))
     assert a.t == a.steps_first
-    c = MLPEnsemble()
-    c.load_state(json.loads(json.dumps(a.state())))
-    for m in (a, b, c):
+    for m in (a, b):
         m.fit(X, y, np.random.default_rng(6))  # warm start: continues the same weights
     assert a.t == a.steps_first + a.steps
     assert np.array_equal(a.predict(X)[0], b.predict(X)[0])
-    assert np.array_equal(a.predict(X)[0], c.predict(X)[0])
 
 
 def test_model_screen_refits_every_k_and_validates():

@@ -15,8 +15,6 @@ when an NAO model is built.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 
@@ -84,32 +82,3 @@ class NAOModel:
             for eta in etas:
                 out.append([int(i) for i in self.decode(z + eta * g).argmax(-1)[0]])
         return out
-
-    def state(self) -> dict[str, Any]:
-        if self.net is None:
-            return {}
-        return {"net": {k: v.tolist() for k, v in self.net.state_dict().items()},
-                "opt": _opt_to_json(self.opt.state_dict()), "mu": self.mu, "sigma": self.sigma}
-
-    def load_state(self, d: dict[str, Any]) -> None:
-        if not d:
-            return
-        import torch
-        self._build(0)
-        self.net.load_state_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in d["net"].items()})
-        self.opt.load_state_dict(_opt_from_json(d["opt"]))
-        self.mu, self.sigma = d["mu"], d["sigma"]
-
-
-def _opt_to_json(sd):
-    import torch
-    st = {str(k): {n: (v.tolist() if isinstance(v, torch.Tensor) else v) for n, v in s.items()}
-          for k, s in sd["state"].items()}
-    return {"state": st, "param_groups": sd["param_groups"]}
-
-
-def _opt_from_json(d):
-    import torch
-    st = {int(k): {n: (torch.tensor(v, dtype=torch.float64) if n != "step" else torch.tensor(float(v)))
-                   for n, v in s.items()} for k, s in d["state"].items()}
-    return {"state": st, "param_groups": d["param_groups"]}
