@@ -82,6 +82,36 @@ def _nb201_onehot(ops: tuple[str, ...]) -> np.ndarray:
     return v.ravel()
 
 
+@ENCODINGS.decorator("nb201-path")
+def nb201_path_encoding(genome: Genome) -> np.ndarray:
+    return _nb201_paths(tuple(genome.ops))
+
+
+# the cell's four input->output paths, as indices into EDGES: 0-3, 0-1-3, 0-2-3, 0-1-2-3
+_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+@lru_cache(maxsize=None)
+def _nb201_paths(ops: tuple[str, ...]) -> np.ndarray:
+    """BANANAS' path encoding (White et al., AAAI 2021): one bit per (path, op
+    sequence) with no ``none`` on it, 4 + 16 + 16 + 64 = 100 dims. Features that
+    recur across cells (a skip straight to the output, a conv-conv chain) are shared
+    by networks far apart in the edge one-hot, so the predictor generalises."""
+    from ..genome.nb201 import OPS
+    live = OPS[1:]  # a path through a none edge carries nothing
+    v, base = np.zeros(4 + 16 + 16 + 64), 0
+    for path in _PATHS:
+        seq = [ops[e] for e in path]
+        if "none" not in seq:
+            idx = 0
+            for o in seq:
+                idx = idx * len(live) + live.index(o)
+            v[base + idx] = 1.0
+        base += len(live) ** len(path)
+    v.flags.writeable = False  # shared by the cache
+    return v
+
+
 def _nb201_live(ops, edges) -> list[bool]:
     """Edge e = (i, j) is live when its op is not none, node i is reachable from node
     0 and node j reaches node 3 through non-none edges."""
