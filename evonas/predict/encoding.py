@@ -1,6 +1,6 @@
 """Architecture encodings: genome -> fixed-length float vector, for predictors.
 
-Two kinds, both registered in ``ENCODINGS`` (name -> ``fn(genome) -> np.ndarray``):
+Registered in ``ENCODINGS`` (name -> ``fn(genome) -> np.ndarray``):
 
 * ``wl`` (every genome type): computed from the DAG IR. The canonical form of
   ``genome.hash_graph()`` (the one ``arch_hash`` digests) is relabelled by two
@@ -13,6 +13,9 @@ Two kinds, both registered in ``ENCODINGS`` (name -> ``fn(genome) -> np.ndarray`
 * ``nb201`` (NB201 only, ~100x faster): one-hot of the 6 edge ops (6 x 5 = 30
   dims) where every edge that no input->output path uses counts as ``none``, so
   networks that differ only in dead edges (isomorphic copies) coincide too.
+* ``nb201-path`` (NB201 only): BANANAS' path encoding, one bit per op sequence
+  on each of the 4 input->output paths (100 dims). Tried for the surrogate
+  (benchmarks/RESULTS.md): on NB201 it ranked worse than ``nb201``.
 
 ``default_encoding(genome_type)`` picks the fast one where it exists. Genome, graph
 and this module never import torch (layering, issue 13).
