@@ -255,7 +255,7 @@ def _search(plan: Plan, paths, quiet: bool, on_start=None, bar: Optional[bool] =
                         strategy_args=_strategy_args(cfg, plan), mutation=list(cfg.mutations) or None,
                         seed=cfg.seed, max_evaluations=cfg.evaluations, max_duplicates=cfg.max_duplicates or None,
                         max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
-                        weights_dir=None if plan.data is None else str(paths.weights.resolve()),
+                        weights_dir=str(paths.weights.resolve()) if _keeps_weights(plan) else None,
                         on_record=sink.record, on_event=sink.event, on_checkpoint=sink.checkpoint,
                         checkpoint_every_s=CHECKPOINT_EVERY_S, seed_genomes=plan.seeds,
                         ordered=cfg.result_order == "submission")
@@ -293,6 +293,15 @@ def _search(plan: Plan, paths, quiet: bool, on_start=None, bar: Optional[bool] =
             print(f"  id {p['id']}: fitness {p['fitness']:.4g}, {search.strategy.objective} "
                   f"{p[search.strategy.objective]:.4g}  {p['genome']}")
     return 0
+
+
+def _keeps_weights(plan: Plan) -> bool:
+    """Whether search trials save their weights (issue 19: a save is two fsyncs per
+    trial). Only a child inheriting from its parent, or the search's best exported
+    to ``best/`` when no final stage retrains it (``--final-top 0``), reads them;
+    table runs train nothing."""
+    cfg = plan.cfg
+    return plan.data is not None and (cfg.inherit != "none" or cfg.final_top == 0)
 
 
 def _final_stage(plan: Plan, paths, quiet: bool):

@@ -46,10 +46,7 @@ def test_stops_at_evaluation_budget(strategy):
     assert out["evaluations"] + out["duplicates"] == 30
 
 
-@pytest.mark.parametrize("strategy", [pytest.param(
-    s, marks=pytest.mark.xfail(reason="known: nao refits its torch encoder-predictor-decoder inside "
-                                      "ask(), so the time budget overshoots by a whole refit (seconds "
-                                      "on a loaded CPU)", strict=False)) if s == "nao" else s for s in ALL])
+@pytest.mark.parametrize("strategy", ALL)
 def test_stops_at_seconds_budget(strategy):
     class Slow(FunctionEvaluator):
         def poll(self, timeout=None):

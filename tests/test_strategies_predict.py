@@ -30,38 +30,40 @@ CASES = [("nb201", "reinforce", {}), ("nb201", "surrogate", {"population": 5, "s
          ("tree", "nao", {"population": 4, "candidates": 4})]
 
 
-def search(gtype, strategy, args, rows, seed=3, n=16, on_event=None, on_record=None):
-    fn = nb201_score if gtype == "nb201" else generic_score
-    return Search(FunctionEvaluator(fn), gtype, strategy=strategy, strategy_args=args, seed=seed,
-                  max_evaluations=n, dedup="off", confirm_hash=False,
-                  on_record=on_record or rows.append, on_event=on_event)
-
-
-def run(gtype, strategy, args, **kw):
+def run(gtype, strategy, args, seed=3, n=16, on_event=None, events=None, written=()):
+    """One search; with ``events``, first replay that journal prefix (resume)."""
     rows = []
-    search(gtype, strategy, args, rows, **kw).run()
+    fn = nb201_score if gtype == "nb201" else generic_score
+    s = Search(FunctionEvaluator(fn), gtype, strategy=strategy, strategy_args=args, seed=seed,
+               max_evaluations=n, dedup="off", confirm_hash=False, on_record=rows.append,
+               on_event=on_event)
+    if events is not None:
+        s.replay(events, written=written)
+    s.run()
     return rows
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("gtype,strategy,args", CASES)
 def test_same_seed_same_lineage_and_exact_resume(gtype, strategy, args):
-    """Same seed, same lineage; a resume by replay of the journal cut after the
-    10th record continues exactly (the predictors are refitted from the replayed
-    history, not loaded from a state)."""
-    events, full, at = [], [], []
-    search(gtype, strategy, args, [], on_event=events.append,
-           on_record=lambda r: (full.append(r), at.append(len(events)))).run()
+    """Resume is by journal replay (strategies keep no saved state): cut the journal
+    after a third and two thirds of its events, replay, run on: the same lineage."""
+    events, at = [], []
+    full = []
+
+    def record(r):
+        full.append(r)
+        at.append(len(events))
+    fn = nb201_score if gtype == "nb201" else generic_score
+    Search(FunctionEvaluator(fn), gtype, strategy=strategy, strategy_args=args, seed=3, max_evaluations=16,
+           dedup="off", confirm_hash=False, on_record=record, on_event=events.append).run()
     assert len(full) == 16 and all(r["status"] == "ok" for r in full)
     assert untimed(run(gtype, strategy, args)) == untimed(full)
-    events = json.loads(json.dumps(events))
-    k = at[9]
-    written = [r for r, n in zip(full, at) if n <= k]
-    rest = []
-    t = search(gtype, strategy, args, rest)
-    t.replay(events[:k], written={r["id"] for r in written})
-    t.run()
-    assert untimed(written + rest) == untimed(full)
+    events = json.loads(json.dumps(events))  # what the journal file holds
+    for k in (len(events) // 3, 2 * len(events) // 3):
+        written = [r for r, n in zip(full, at) if n <= k]
+        rest = run(gtype, strategy, args, events=events[:k], written={r["id"] for r in written})
+        assert untimed(written + rest) == untimed(full), k
 
 
 @pytest.mark.parametrize("gtype", sorted(CHOICES))

@@ -20,14 +20,12 @@ fixed output format. Model init and every draw come from the ``rng`` given to
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..predict.nao import NAOModel
 from .base import register_strategy
 from .pvll import Guided, _int
-from .toolbox import Member, Variation
+from .toolbox import Variation
 
 
 @register_strategy("nao")
@@ -49,11 +47,3 @@ class NAO(Guided):
         for g in self.ranked()[:self.starts]:
             out += self.model.improve(self._to(g))
         return out
-
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "model": self.model.state() if self.model else {}}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        super().load_state(d, members)
-        if self.model:
-            self.model.load_state(d["model"])

@@ -20,12 +20,12 @@ fallback's mutations) uses the ``rng`` given to ``ask``.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..genome.base import Genome, genome_from_dict
+from ..genome.base import Genome
 from ..predict.mlp_ensemble import MLPEnsemble
 from ..predict.pvll import descend, onehot
 from ..predict.screen import ModelScreen
@@ -122,18 +122,6 @@ class Guided(Strategy):
         order = sorted(range(len(self.hist)), key=lambda i: (-self.hist[i][1], i))
         return [self.hist[i][0] for i in order]
 
-    def state(self) -> dict[str, Any]:
-        return {"hist": [[g.to_dict(), f] for g, f in self.hist], "seen": sorted(self.seen),
-                "pending_init": self.pending_init, "fitted_at": self.fitted_at,
-                "best": None if self.best is None else self.best.id, "fallback": self.fallback.state()}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        self.hist = [(genome_from_dict(g), f) for g, f in d["hist"]]
-        self.seen, self.pending_init = set(d["seen"]), d["pending_init"]
-        self.fitted_at = d["fitted_at"]
-        self.best = None if d["best"] is None else members[d["best"]]
-        self.fallback.load_state(d["fallback"])
-
 
 @register_strategy("pvll")
 class PVLL(Guided):
@@ -157,10 +145,3 @@ class PVLL(Guided):
         for g in self.ranked()[:self.starts]:
             out += descend(self.model, self._to(g), self.sizes, self.steps, self.lr, self.tau)
         return out
-
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "model": self.model.state()}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        super().load_state(d, members)
-        self.model.load_state(d["model"])

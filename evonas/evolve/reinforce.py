@@ -22,12 +22,11 @@ genomes). The whole state is a function of the seed and the ask/tell sequence.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..genome.base import Genome
 from .base import Proposal, Strategy, register_strategy
 from .toolbox import Member, Variation
 
@@ -165,16 +164,3 @@ class Reinforce(Strategy):
         grad[np.arange(len(a)), a] += 1.0
         self.opt.step(self.theta, np.where(self.mask, grad * (R - self.baseline), 0.0))
         self.baseline = self.momentum * self.baseline + (1 - self.momentum) * R
-
-    def state(self) -> dict[str, Any]:
-        return {"theta": self.theta.tolist(), "m": self.opt.m.tolist(), "v": self.opt.v.tolist(),
-                "t": self.opt.t, "baseline": self.baseline, "started": self.started,
-                "actions": [[k, v] for k, v in self.actions.items()],
-                "best": None if self.best is None else self.best.id}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        self.theta = np.array(d["theta"])
-        self.opt.m, self.opt.v, self.opt.t = np.array(d["m"]), np.array(d["v"]), d["t"]
-        self.baseline, self.started = d["baseline"], d["started"]
-        self.actions = {int(k): list(v) for k, v in d["actions"]}
-        self.best = None if d["best"] is None else members[d["best"]]

@@ -25,7 +25,7 @@ ask/tell sequence. CLI: ``--surrogate NAME`` wraps ``--strategy``.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -106,11 +106,3 @@ class Surrogate(Strategy):
 
     def drain_evicted(self) -> list[Member]:
         return self.base.drain_evicted()
-
-    def state(self) -> dict[str, Any]:
-        return {"base": self.base.state_dict(), "screen": self.screen.state()}
-
-    def load_state(self, d: dict[str, Any], members: dict[int, Member]) -> None:
-        self.base.load_state_dict(d["base"], members)
-        self.alive = self.base.alive
-        self.screen.load_state(d["screen"])

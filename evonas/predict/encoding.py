@@ -1,6 +1,6 @@
 """Architecture encodings: genome -> fixed-length float vector, for predictors.
 
-Two kinds, both registered in ``ENCODINGS`` (name -> ``fn(genome) -> np.ndarray``):
+Registered in ``ENCODINGS`` (name -> ``fn(genome) -> np.ndarray``):
 
 * ``wl`` (every genome type): computed from the DAG IR. The canonical form of
   ``genome.hash_graph()`` (the one ``arch_hash`` digests) is relabelled by two
@@ -13,6 +13,9 @@ Two kinds, both registered in ``ENCODINGS`` (name -> ``fn(genome) -> np.ndarray`
 * ``nb201`` (NB201 only, ~100x faster): one-hot of the 6 edge ops (6 x 5 = 30
   dims) where every edge that no input->output path uses counts as ``none``, so
   networks that differ only in dead edges (isomorphic copies) coincide too.
+* ``nb201-path`` (NB201 only): BANANAS' path encoding, one bit per op sequence
+  on each of the 4 input->output paths (100 dims). Tried for the surrogate
+  (benchmarks/RESULTS.md): on NB201 it ranked worse than ``nb201``.
 
 ``default_encoding(genome_type)`` picks the fast one where it exists. Genome, graph
 and this module never import torch (layering, issue 13).
@@ -80,6 +83,36 @@ def _nb201_onehot(ops: tuple[str, ...]) -> np.ndarray:
         v[e, OPS.index(op if live[e] else "none")] = 1.0
     v.flags.writeable = False  # shared by the cache
     return v.ravel()
+
+
+@ENCODINGS.decorator("nb201-path")
+def nb201_path_encoding(genome: Genome) -> np.ndarray:
+    return _nb201_paths(tuple(genome.ops))
+
+
+# the cell's four input->output paths, as indices into EDGES: 0-3, 0-1-3, 0-2-3, 0-1-2-3
+_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+@lru_cache(maxsize=None)
+def _nb201_paths(ops: tuple[str, ...]) -> np.ndarray:
+    """BANANAS' path encoding (White et al., AAAI 2021): one bit per (path, op
+    sequence) with no ``none`` on it, 4 + 16 + 16 + 64 = 100 dims. Features that
+    recur across cells (a skip straight to the output, a conv-conv chain) are shared
+    by networks far apart in the edge one-hot, so the predictor generalises."""
+    from ..genome.nb201 import OPS
+    live = OPS[1:]  # a path through a none edge carries nothing
+    v, base = np.zeros(4 + 16 + 16 + 64), 0
+    for path in _PATHS:
+        seq = [ops[e] for e in path]
+        if "none" not in seq:
+            idx = 0
+            for o in seq:
+                idx = idx * len(live) + live.index(o)
+            v[base + idx] = 1.0
+        base += len(live) ** len(path)
+    v.flags.writeable = False  # shared by the cache
+    return v
 
 
 def _nb201_live(ops, edges) -> list[bool]:

@@ -113,19 +113,6 @@ class MLPEnsemble(Predictor):
         out = ((h @ W2[:, :, None])[:, :, 0] + b2[:, None]) * self.sigma + self.mu
         return out.mean(0), out.std(0)
 
-    def state(self) -> dict[str, Any]:
-        if self.params is None:
-            return {}
-        return {"params": [p.tolist() for p in self.params], "t": self.t, "mu": self.mu, "sigma": self.sigma,
-                "moments": [[m.tolist(), v.tolist()] for m, v in self.moments]}
-
-    def load_state(self, d: dict[str, Any]) -> None:
-        if not d:
-            return
-        self.params = [np.array(p) for p in d["params"]]
-        self.moments = [[np.array(m), np.array(v)] for m, v in d["moments"]]
-        self.t, self.mu, self.sigma = d["t"], d["mu"], d["sigma"]
-
     def input_grad(self, x: np.ndarray) -> np.ndarray:
         """d mean prediction / d x at one point ``x`` (d,), in fitness units: what
         PVLL descends (the landscape's slope)."""

@@ -5,14 +5,14 @@ A screen is told every evaluated (genome, fitness) and scores candidates::
     add(genome, fitness)               # in tell order
     ready() -> bool                    # enough data to be trusted
     score(genomes, rng) -> (mean, std) # higher is better; std 0 if it has none
-    state() / load_state(d)            # JSON-able, for the current checkpoints
 
 ``SCREENS`` registers them (``--surrogate NAME``): ``mlp`` (``ModelScreen`` on the
 MLP ensemble) here, ``naswot`` (a zero-cost proxy, no data needed) in
 ``evonas.evaluate.zero_cost``. ``ModelScreen`` refits its predictor lazily inside
 ``score``, at most every ``refit_every`` new results, with the predictor's warm
 start, and draws the fit's randomness from the ``rng`` passed in: its whole state
-is a function of (seed, the sequence of add/score calls).
+is a function of (seed, the sequence of add/score calls), so a run resumes by
+replaying its journal and a screen needs no saved state.
 """
 from __future__ import annotations
 
@@ -43,12 +43,6 @@ class Screen:
 
     def score(self, genomes: list[Genome], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
-
-    def state(self) -> dict[str, Any]:
-        return {}
-
-    def load_state(self, d: dict[str, Any]) -> None:
-        pass
 
 
 @SCREENS.class_decorator("mlp", "name")
@@ -91,14 +85,3 @@ class ModelScreen(Screen):
             self.model.fit(np.stack(self.X), np.array(self.y), rng)
             self.fitted_at = len(self.y)
         return self.model.predict(np.stack([self.enc(g) for g in genomes]))
-
-    def state(self) -> dict[str, Any]:
-        m = self.model
-        return {"X": [x.tolist() for x in self.X], "y": self.y, "fitted_at": self.fitted_at,
-                "model": getattr(m, "state", lambda: {})()}
-
-    def load_state(self, d: dict[str, Any]) -> None:
-        self.X = [np.array(x) for x in d["X"]]
-        self.y = list(d["y"])
-        self.fitted_at = d["fitted_at"]
-        getattr(self.model, "load_state", lambda s: None)(d["model"])
