@@ -66,7 +66,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--arms", default="exact,shape,none,random,matched,hand")
     p.add_argument("--population", type=int, default=12, help="aging P (small: the budget trains tens of children)")
     p.add_argument("--sample-size", type=int, default=3, help="aging S")
-    p.add_argument("--epochs", type=int, default=1, help="epochs per child")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per child (evonas.run's default)")
     p.add_argument("--final-top", type=int, default=3)
     p.add_argument("--final-epochs", type=int, default=5)
     p.add_argument("--tau-sample", type=int, default=3, help="extra evaluated children retrained per arm for tau")

@@ -19,6 +19,9 @@ from evonas.genome.nb201 import NB201Genome, NB201Space
 from evonas.graph import add_node, new_graph
 
 TINY = NB201Genome(("nor_conv_3x3",) * 6, NB201Space(C=4, N=1))
+# seconds of training even on an idle machine: a trial that must outlive a 0.05 s limit
+# (TINY can finish inside the pool's first 0.2 s liveness tick)
+SLOW = NB201Genome(("nor_conv_3x3",) * 6, NB201Space(C=48, N=5))
 SPEC = DataSpec("digits", seed=0, max_train=300)
 CFG = TrainConfig(epochs=1, batch_size=32, lr=0.05, threads=1)  # 1 thread: shared CI cores
 
@@ -155,7 +158,7 @@ def test_pool_killed_worker_is_replaced_and_trial_retried(pool):
 def test_pool_timeout_kills_and_pool_goes_on(pool):
     pool.timeout_s = 0.05
     try:
-        pool.submit(Job(4, TINY, seed=0))
+        pool.submit(Job(4, SLOW, seed=0))
         got = _collect(pool, 1)
     finally:
         pool.timeout_s = None
