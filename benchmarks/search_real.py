@@ -15,6 +15,8 @@ scratch for ``--final-epochs``, chosen by validation accuracy, reported on test)
     random   random search from scratch
     matched  aging + --inherit exact + --selection matched (tournaments and the
              final choice rank by the lineage-matched score, evolve/matched.py)
+    naswot   aging from scratch, each child pre-screened by the zero-cost NASWOT score
+             (--surrogate naswot: the best-scoring of M mutated candidates is trained)
     hand     a hand-designed ResNet-style network (3 stages of 2 basic blocks),
              width chosen so its size is that of the search arms' final networks,
              trained once per seed with the final recipe
@@ -53,6 +55,7 @@ ARMS = {  # name -> evonas.run flags
     "none": ["--strategy", "aging", "--inherit", "none"],
     "random": ["--strategy", "random", "--inherit", "none"],
     "matched": ["--strategy", "aging", "--inherit", "exact", "--selection", "matched"],
+    "naswot": ["--strategy", "aging", "--inherit", "none", "--surrogate", "naswot"],
 }
 DEFAULT_DATA = "npz:" + str((ROOT / ".." / "shared" / "data" / "cifar10_5k1k.npz").resolve())
 
