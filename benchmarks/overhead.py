@@ -87,7 +87,8 @@ def search_loop(genome_type: str, children: int, seed: int, dedup: str, confirm:
     stamps = []
     ev = FunctionEvaluator(lambda job: Result(job.id, "ok", fitness=fitness_of(job.genome)))
     s = Search(ev, genome_type, strategy="aging", strategy_args={"population": P, "sample": S}, seed=seed,
-               max_evaluations=P + children, dedup=dedup, count_duplicates=True, confirm_hash=confirm,
+               max_evaluations=P + children, max_seconds=None, ordered=False, dedup=dedup, count_duplicates=True,
+               confirm_hash=confirm,
                on_record=lambda row: stamps.append(time.process_time()))
     out = s.run()
     return np.diff(np.array(stamps[P - 1:])), out
@@ -122,7 +123,8 @@ def journal_cost(table: str, evaluations: int, seed: int) -> dict:
 
     def make(**kw):
         return Search(TableEvaluator(table), "nb201", strategy="aging", strategy_args={"population": 10, "sample": 3},
-                      seed=seed, max_evaluations=evaluations, dedup="off", confirm_hash=False, **kw)
+                      seed=seed, max_evaluations=evaluations, max_seconds=None, ordered=False, dedup="off",
+                      confirm_hash=False, **kw)
 
     make(on_record=lambda r: writer.write(r, sync=False), on_event=on_event, on_checkpoint=on_checkpoint).run()
     journal.close()

@@ -131,7 +131,8 @@ def one_run(ev, preset, seed, budget, target=None):
             hit[0] = s._counted()  # counted evaluations so far, this one included (one slot)
 
     s = Search(ev, "nb201", strategy=strategy, strategy_args=args, mutation=mutation, seed=seed,
-               max_evaluations=budget, dedup=dedup, count_duplicates=count, confirm_hash=False,
+               max_evaluations=budget, max_seconds=None, ordered=False, dedup=dedup, count_duplicates=count,
+               confirm_hash=False,
                on_record=on_record)
     out = s.run()
     out["dup_children"] = dup[0]

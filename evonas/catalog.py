@@ -74,13 +74,13 @@ def listing() -> str:
     """The text of ``--list``."""
     from .operators import operators
     reg = registries()
-    lines = ["genomes (--genome; space keys settable with --space KEY=VALUE):"]
+    lines = ["genomes (--genome; space keys settable with --genome.NAME.KEY VALUE or --space KEY=VALUE):"]
     for name in reg["genomes"].names():
         cls = reg["genomes"].get(name)
         lines.append(f"  {name:<18} {one_line(cls, reg['genomes'])}")
         lines.append(f"  {'':<18} space: {_space(cls)}")
-    lines.append("strategies (--strategy; defaults of their parameters; population/sample come from "
-                 "--population/--sample-size):")
+    lines.append("strategies (--strategy; defaults of their parameters, set with --strategy.NAME.KEY VALUE or "
+                 "--strategy-arg KEY=VALUE; population/sample come from --population/--sample-size):")
     for name in reg["strategies"].names():
         cls = reg["strategies"].get(name)
         lines.append(f"  {name:<18} {one_line(cls, reg['strategies'])}")

@@ -6,40 +6,37 @@ import dataclasses
 import math
 
 from .config import Config
+from .config_sections import RESERVED
 from .errors import ConfigError, EvonasError
 
 
-RESERVED = {"variation": "", "population": "--population", "sample": "--sample-size",
-            "selection": "--selection", "base": "--strategy", "base_args": "--strategy-arg",
-            "screen": "--surrogate"}
-
-
 def check_strategy_args(cfg: Config, cls, space, seeds) -> None:
-    """``--strategy-arg``: each key a keyword of the strategy's constructor (not one
-    of those set by their own flags), and the strategy built once with them, so a
-    bad value fails here, before the run directory exists."""
+    """``strategy.<name>`` (``--strategy-arg``, ``--strategy.NAME.KEY``): each key a
+    keyword of the strategy's constructor (not one of those set by their own flags),
+    and the strategy built once with them, so a bad value fails here, before the run
+    directory exists. Errors name ``strategy.<name>.<key>``."""
     if not cfg.strategy_args:
         return
     import inspect
 
     from .evolve.base import STRATEGIES
     from .evolve.toolbox import Variation
-    strategy = STRATEGIES.get(cfg.strategy)
+    strategy, where = STRATEGIES.get(cfg.strategy), f"strategy.{cfg.strategy}"
     accepted = inspect.signature(strategy.__init__).parameters
     for key, value in cfg.strategy_args.items():
         if key in RESERVED or key not in accepted or key == "self":
             why = (f"is set with {RESERVED[key]}" if RESERVED.get(key) else
                    f"not a parameter of strategy {cfg.strategy} (its parameters: "
                    f"{', '.join(k for k in accepted if k not in RESERVED and k != 'self') or 'none'})")
-            raise ConfigError("config", f"strategy_args.{key}", value, why)
+            raise ConfigError("config", f"{where}.{key}", value, why)
     offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
     args = {**{k: v for k, v in offered.items() if k in accepted}, **cfg.strategy_args}
     try:
         strategy(Variation(cls, space, list(cfg.mutations) or None, seeds), **args)
     except ConfigError as e:
-        raise ConfigError("config", f"strategy_args.{e.field}", e.value, e.why) from None
+        raise ConfigError("config", f"{where}.{e.field}", e.value, e.why) from None
     except (TypeError, ValueError) as e:
-        raise ConfigError("config", "strategy_args", dict(cfg.strategy_args), f"{type(e).__name__}: {e}") from None
+        raise ConfigError("config", where, dict(cfg.strategy_args), f"{type(e).__name__}: {e}") from None
 
 
 def check_finite(cfg: Config) -> None:
@@ -60,4 +57,4 @@ def check_space(cls, space, cfg: Config) -> None:
     except EvonasError:
         raise
     except Exception as e:  # a space the genome's own checks missed
-        raise ConfigError("config", "space", dict(cfg.space), f"{type(e).__name__}: {e}") from None
+        raise ConfigError("config", f"genome.{cfg.genome}", dict(cfg.space), f"{type(e).__name__}: {e}") from None

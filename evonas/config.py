@@ -1,7 +1,8 @@
 """One typed run configuration: every setting of a search, its default, its check.
 
 Precedence (lowest to highest): the defaults below < a config file (YAML or
-JSON, same keys as the fields) < command-line flags. ``Config.from_sources``
+JSON; keys grouped by section, or flat: ``config_sections``) < command-line
+flags (``config_cli``). ``Config.from_sources``
 applies it; unknown keys, wrong types and bad values raise ``ConfigError``
 naming the key and the value (one line; the CLI maps it to exit code 2).
 
@@ -17,14 +18,19 @@ fields take lists of strings (stored as tuples, so a Config is immutable),
 ``space`` takes a JSON object. Zero means "no limit" for ``time_budget``,
 ``max_params``, ``max_macs`` and ``trial_timeout``; ``workers = 0`` means auto.
 
-Resume: ``diff`` lists the keys two configs disagree on. ``RESUMABLE`` are the
+Every field names its section in its metadata (search, train, data, final,
+execution, table, output; ``strategy_args`` and ``space`` are the registered
+sections ``strategy.<name>`` and ``genome.<name>`` of the chosen strategy and
+genome). The dataclass stays flat because the engine and the store read
+attributes; the sections exist in files, ``--help`` and error messages.
+
+Resume: ``diff`` lists the keys (``section.key``) two configs disagree on. ``RESUMABLE`` are the
 keys a resumed run may change (budget, hardware, data path); any other
 difference makes ``--resume`` refuse, because the continued search would no
 longer be the same search.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
@@ -32,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .config_sections import REGISTERED, SECTIONS, canonical, check_other, named, read_file
 from .errors import ConfigError
 from .evaluate.base import INHERIT
 from .evaluate.train import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
@@ -51,10 +58,11 @@ _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _MUTATION = re.compile(r"^[A-Za-z_][\w.-]*(:[0-9.eE+-]+)?$")
 
 
-def _f(default: Any, help: str, flag: str | None = None, choices: tuple | None = None,
+def _f(section: str, default: Any, help: str, flag: str | None = None, choices: tuple | None = None,
        metavar: str | None = None):
-    """A dataclass field with CLI metadata (``flag`` defaults to --field-name)."""
-    meta = {"help": help, "flag": flag, "choices": choices, "metavar": metavar}
+    """A dataclass field with its section (``config_sections``) and CLI metadata
+    (``flag`` defaults to --field-name)."""
+    meta = {"section": section, "help": help, "flag": flag, "choices": choices, "metavar": metavar}
     if isinstance(default, (dict, list, tuple)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -64,85 +72,85 @@ def _f(default: Any, help: str, flag: str | None = None, choices: tuple | None =
 class Config:
     """Every setting of a run. Field docs are the ``--help`` texts."""
     # search
-    genome: str = _f("tree", "genome type")
-    population: int = _f(100, "population size P (>= 2)")
-    sample_size: int = _f(0, "tournament sample size S (1..population; 0 = ceil(population / 4): "
+    genome: str = _f("search", "tree", "genome type")
+    population: int = _f("search", 100, "population size P (>= 2)")
+    sample_size: int = _f("search", 0, "tournament sample size S (1..population; 0 = ceil(population / 4): "
                           "25 for P=100 as Real et al., 3 for P=10 as the NAS-Bench-201 protocol)")
-    strategy: str = _f("aging", "search strategy")
-    surrogate: str = _f("", "pre-screen the children of --strategy with a surrogate (issue 17; naswot: real "
+    strategy: str = _f("search", "aging", "search strategy")
+    surrogate: str = _f("search", "", "pre-screen the children of --strategy with a surrogate (issue 17; naswot: real "
                         "training only); '' = off")
-    evaluations: int = _f(300, "budget: number of TRAINED networks (>= 1; failed trials count, duplicates "
+    evaluations: int = _f("search", 300, "budget: number of TRAINED networks (>= 1; failed trials count, duplicates "
                           "of an earlier network do not: see --max-duplicates)")
-    max_duplicates: int = _f(0, "budget: duplicate children (a network already evaluated, its result "
+    max_duplicates: int = _f("search", 0, "budget: duplicate children (a network already evaluated, its result "
                              "reused) allowed apart from --evaluations, so a search stuck on duplicates "
                              "still ends (0 = 10 x evaluations + 100)")
-    time_budget: float = _f(600.0, "budget: wall-clock seconds, whichever budget ends first (0 = no limit)")
-    mutations: tuple = _f((), "mutation operator to use, NAME or NAME:WEIGHT, repeatable "
+    time_budget: float = _f("search", 600.0, "budget: wall-clock seconds, whichever budget ends first (0 = no limit)")
+    mutations: tuple = _f("search", (), "mutation operator to use, NAME or NAME:WEIGHT, repeatable "
                           "(empty = all registered, default weights)", flag="--mutation", metavar="NAME[:W]")
-    strategy_args: dict = _f({}, "a parameter of --strategy, KEY=VALUE (VALUE parsed as JSON) or a JSON "
+    strategy_args: dict = _f("strategy", {}, "a parameter of --strategy, KEY=VALUE (VALUE parsed as JSON) or a JSON "
                              "object, repeatable (e.g. es: lam=8; generational: p_cross=0.5; aging-novel: "
                              "greedy=0.5; --list shows every strategy's parameters and defaults; population, "
                              "sample and selection come from their own flags)", flag="--strategy-arg",
                              metavar="KEY=VALUE")
-    result_order: str = _f("submission", "order in which finished trials enter the population: "
+    result_order: str = _f("search", "submission", "order in which finished trials enter the population: "
                            "submission (by id: the same lineage for a seed with any number of workers, "
                            "on CPU; a worker may wait for an older trial, ~5-10%% fewer trials/s) or "
                            "completion (fully asynchronous, as Real et al.; lineage depends on timing)",
                            choices=RESULT_ORDERS)
-    selection: str = _f("fitness", "what tournaments rank by: the raw fitness, or 'matched', the fitness minus "
+    selection: str = _f("search", "fitness", "what tournaments rank by: the raw fitness, or 'matched', the fitness minus "
                         "the population's trend with lineage_epochs (compares architectures at equal "
                         "training under weight inheritance; the same as fitness without inheritance; "
                         "strategies that take it: aging). The final stage ranks its top K the same way",
                         choices=("fitness", "matched"))
-    dedup: str = _f("reuse", "isomorphic duplicates: reuse the earlier fitness, resample another child, "
+    dedup: str = _f("search", "reuse", "isomorphic duplicates: reuse the earlier fitness, resample another child, "
                     "or off (train them again)", choices=DEDUP)
-    seed: int = _f(0, "master seed of the search (>= 0)")
-    seed_genomes: tuple = _f((), "genome JSON file (genomes/ schema) to start the population from, "
+    seed: int = _f("search", 0, "master seed of the search (>= 0)")
+    seed_genomes: tuple = _f("search", (), "genome JSON file (genomes/ schema) to start the population from, "
                              "repeatable", flag="--seed-genome", metavar="FILE")
-    space: dict = _f({}, "genome space override KEY=VALUE (VALUE parsed as JSON) or a JSON object, "
+    space: dict = _f("genome", {}, "genome space override KEY=VALUE (VALUE parsed as JSON) or a JSON object, "
                      "repeatable", metavar="KEY=VALUE")
-    plugins: tuple = _f((), "plug-in module or .py file to import (registers operators/genomes), "
+    plugins: tuple = _f("search", (), "plug-in module or .py file to import (registers operators/genomes), "
                         "repeatable", flag="--plugin", metavar="MODULE")
     # data and training
-    dataset: str = _f("digits", "dataset: digits (offline, bundled), mnist, cifar10, ..., npz:PATH, "
+    dataset: str = _f("data", "digits", "dataset: digits (offline, bundled), mnist, cifar10, ..., npz:PATH, "
                       "module:function")
-    data_root: str = _f("data", "directory of downloaded datasets")
-    val_fraction: float = _f(0.2, "fraction of the training split held out for fitness (0 < f < 1)")
-    epochs: int = _f(3, "training epochs per evaluation (>= 1)")
-    batch_size: int = _f(64, "training batch size (>= 1)")
-    lr: float = _f(0.05, "learning rate (> 0)")
-    optimizer: str = _f("sgd", "optimizer", choices=OPTIMIZERS)
-    inherit: str = _f("none", "weight inheritance from the parent (none: every child trains from scratch, "
+    data_root: str = _f("data", "data", "directory of downloaded datasets")
+    val_fraction: float = _f("data", 0.2, "fraction of the training split held out for fitness (0 < f < 1)")
+    epochs: int = _f("train", 3, "training epochs per evaluation (>= 1)")
+    batch_size: int = _f("train", 64, "training batch size (>= 1)")
+    lr: float = _f("train", 0.05, "learning rate (> 0)")
+    optimizer: str = _f("train", "sgd", "optimizer", choices=OPTIMIZERS)
+    inherit: str = _f("train", "none", "weight inheritance from the parent (none: every child trains from scratch, "
                       "the default since benchmarks/search_real.py, where exact inheritance lost; exact/shape: "
                       "start from the parent's trained weights, see --selection matched)", choices=INHERIT)
-    precision: str = _f("auto", "training arithmetic: bf16 autocast or fp32 (auto = bf16 on CUDA, "
+    precision: str = _f("train", "auto", "training arithmetic: bf16 autocast or fp32 (auto = bf16 on CUDA, "
                         "fp32 on CPU)", choices=PRECISIONS)
-    memory_format: str = _f("auto", "activation/weight layout (auto = channels_last, faster on CPU "
+    memory_format: str = _f("train", "auto", "activation/weight layout (auto = channels_last, faster on CPU "
                             "too: benchmarks/memory_format.py)", choices=MEMORY_FORMATS)
-    max_params: int = _f(5_000_000, "children with more parameters fail without training (0 = no limit)")
-    max_macs: int = _f(1_000_000_000, "children with more multiply-accumulates per image fail "
+    max_params: int = _f("train", 5_000_000, "children with more parameters fail without training (0 = no limit)")
+    max_macs: int = _f("train", 1_000_000_000, "children with more multiply-accumulates per image fail "
                        "without training (0 = no limit)")
-    trial_timeout: float = _f(600.0, "seconds before a trial is killed and recorded failed (0 = no limit)")
+    trial_timeout: float = _f("train", 600.0, "seconds before a trial is killed and recorded failed (0 = no limit)")
     # final stage (real training only)
-    final_top: int = _f(3, "after the search, retrain the K best distinct networks from scratch, choose "
+    final_top: int = _f("final", 3, "after the search, retrain the K best distinct networks from scratch, choose "
                         "one by validation accuracy and report its test accuracy in final.csv (0 = off)",
                         metavar="K")
-    final_epochs: int = _f(0, "epochs of each final retraining (0 = auto: as many as the most trained of "
+    final_epochs: int = _f("final", 0, "epochs of each final retraining (0 = auto: as many as the most trained of "
                            "the K carries in its lineage_epochs, so the final validation accuracy is "
                            "comparable with the search fitness; at most 100)", metavar="E")
     # execution
-    devices: str = _f("auto", "devices: auto, cpu, cuda, or a list like cuda:0,cuda:1")
-    workers: int = _f(0, "worker processes (0 = auto: CPU cores on CPU, devices x trials-per-device on GPU)")
-    trials_per_device: int = _f(1, "concurrent trials per GPU (>= 1)")
-    backend: str = _f("local", "execution backend", choices=BACKENDS)
-    ray_address: str = _f("", "Ray cluster address ('' = start a local Ray)")
+    devices: str = _f("execution", "auto", "devices: auto, cpu, cuda, or a list like cuda:0,cuda:1")
+    workers: int = _f("execution", 0, "worker processes (0 = auto: CPU cores on CPU, devices x trials-per-device on GPU)")
+    trials_per_device: int = _f("execution", 1, "concurrent trials per GPU (>= 1)")
+    backend: str = _f("execution", "local", "execution backend", choices=BACKENDS)
+    ray_address: str = _f("execution", "", "Ray cluster address ('' = start a local Ray)")
     # table evaluator (benchmark lookups instead of training)
-    benchmark_table: str = _f("", "CSV lookup table (e.g. NAS-Bench-201); '' = train for real")
-    fitness_column: str = _f("c10_val_12", "table column used as fitness")
-    report_column: str = _f("", "table column reported in the lineage, never used as fitness ('' = none)")
+    benchmark_table: str = _f("table", "", "CSV lookup table (e.g. NAS-Bench-201); '' = train for real")
+    fitness_column: str = _f("table", "c10_val_12", "table column used as fitness")
+    report_column: str = _f("table", "", "table column reported in the lineage, never used as fitness ('' = none)")
     # output
-    run_dir: str = _f("", "run directory ('' = runs/<name>)")
-    name: str = _f("", "run name ('' = <genome>-<strategy>-s<seed>-<UTC time>)")
+    run_dir: str = _f("output", "", "run directory ('' = runs/<name>)")
+    name: str = _f("output", "", "run name ('' = <genome>-<strategy>-s<seed>-<UTC time>)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -161,24 +169,42 @@ class Config:
     def from_sources(cls, file: str | Path | None = None,
                      overrides: Mapping[str, Any] | None = None, where: str = "flags") -> "Config":
         """Defaults < ``file`` (YAML/JSON) < ``overrides`` (e.g. the given CLI flags;
-        ``where`` names them in errors).
-        ``space`` overrides merge key by key into the file's ``space``; list
-        overrides replace the file's list."""
-        cfg = cls.from_dict(read_file(file), str(file)) if file else cls()
-        return cfg.updated(overrides or {}, where)
+        ``where`` names them in errors). Dict keys (``space``, ``strategy_args``, the
+        sub-sections) merge key by key into the file's; list overrides replace the
+        file's list. The file's sub-sections are read for the strategy and genome the
+        overrides choose (``--strategy es`` takes the file's ``strategy.es``)."""
+        over = canonical(overrides or {}, where, HOMES)
+        cfg = cls.from_dict(chosen_by(read_file(file), str(file), over), str(file)) if file else cls()
+        return cfg.updated(over, where, others="refuse")
 
-    def updated(self, changes: Mapping[str, Any], where: str = "config") -> "Config":
-        """A copy with ``changes`` applied (keys checked, values coerced and validated)."""
-        if not isinstance(changes, Mapping):
-            raise ConfigError(where, "config", type(changes).__name__, "must be a mapping of keys to values")
+    def updated(self, changes: Mapping[str, Any], where: str = "config", others: str = "check") -> "Config":
+        """A copy with ``changes`` (flat, sectioned or mixed) applied: keys checked,
+        values coerced and validated. The chosen strategy's (genome's) sub-section
+        merges key by key into ``strategy_args`` (``space``); when ``changes`` choose
+        another strategy (genome), the old one's parameters go with it. Sub-sections
+        of entries not chosen: ``others="check"`` checks their keys against the
+        registry and drops them (a config file may keep settings for several
+        strategies); ``"refuse"`` raises ConfigError naming the flag (a
+        ``--strategy.NAME.KEY`` flag for another strategy is a mistake)."""
+        changes = canonical(changes, where, HOMES)
         names = {f.name: f for f in dataclasses.fields(self)}
-        kw = {}
-        for key, value in changes.items():
-            if key not in names:
-                raise ConfigError(where, str(key), value, f"unknown key (known: {', '.join(names)})")
-            value = _coerce(names[key], value, where)
-            if names[key].type == "dict":  # space, strategy_args: merged key by key
-                value = {**getattr(self, key), **value}
+        kw = {k: _coerce(names[k], v, where) for k, v in changes.items() if k in names}
+        plugins = kw.get("plugins", self.plugins)
+        for section, key in REGISTERED.items():
+            chosen, current = kw.get(section, getattr(self, section)), getattr(self, section)
+            # the parameters of the previously chosen entry are its section, not the new one's
+            value = dict(getattr(self, key)) if chosen == current else {}
+            value.update(kw.get(key, {}))
+            for name, params in named(changes, section).items():
+                if name == chosen:
+                    value.update(params)
+                elif others == "refuse":
+                    flag = f"--{section}.{name}.{next(iter(params), '')}"
+                    raise ConfigError(where, flag, next(iter(params.values()), None),
+                                      f"{name} is not the run's {section} ({chosen}): use --{section} {name}, "
+                                      f"or --{section}.{chosen}.KEY")
+                else:
+                    check_other(section, name, params, where, plugins)
             kw[key] = value
         try:
             return dataclasses.replace(self, **kw)
@@ -195,23 +221,47 @@ class Config:
 
     # --- output --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (tuples become lists); ``from_dict(to_dict())`` round-trips."""
+        """Flat JSON-able dict (tuples become lists); ``from_dict(to_dict())`` round-trips."""
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
+    def to_sections(self) -> dict[str, Any]:
+        """The sectioned form (what ``dump`` writes): ``{search: {...}, ..., strategy:
+        {<chosen>: {...}}, genome: {<chosen>: {...}}}``; ``from_dict`` reads it back."""
+        out: dict[str, Any] = {s: {} for s in SECTIONS}
+        for f in dataclasses.fields(self):
+            if f.name not in REGISTERED.values():
+                out[f.metadata["section"]][f.name] = _jsonable(getattr(self, f.name))
+        for section, key in REGISTERED.items():
+            out[section] = {getattr(self, section): _jsonable(getattr(self, key))}
+        return out
+
+    def dotted(self) -> dict[str, Any]:
+        """``section.key`` -> value (``strategy.<name>.<param>`` for each parameter)."""
+        out = {}
+        for section, keys in self.to_sections().items():
+            for k, v in keys.items():
+                if section in REGISTERED:
+                    out.update({f"{section}.{k}.{p}": x for p, x in v.items()})
+                else:
+                    out[f"{section}.{k}"] = v
+        return out
+
     def dump(self, path: str | Path) -> None:
-        """Write ``to_dict()`` as JSON atomically (tmp file, fsync, rename)."""
+        """Write ``to_sections()`` as JSON atomically (tmp file, fsync, rename)."""
         from .io import atomic_write_text
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        atomic_write_text(path, json.dumps(self.to_sections(), indent=2, sort_keys=False) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
-        """Read a ``config.json`` written by ``dump`` (JSON only, validated)."""
+        """Read a ``config.json`` written by ``dump`` (or, flat, by an evonas before
+        sections; JSON only, validated)."""
         return cls.from_dict(read_file(path, json_only=True), str(path))
 
     def diff(self, other: "Config") -> dict[str, tuple[Any, Any]]:
-        """``{key: (self value, other value)}`` for every key that differs."""
-        a, b = self.to_dict(), other.to_dict()
-        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+        """``{section.key: (self value, other value)}`` for every key that differs
+        (``config_sections.field_of`` maps a key back to its field)."""
+        a, b = self.dotted(), other.dotted()
+        return {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)}
 
     def mutation_weights(self) -> dict[str, float | None]:
         """``mutations`` parsed: name -> weight (None = the operator's default)."""
@@ -220,31 +270,6 @@ class Config:
             name, _, w = item.partition(":")
             out[name] = float(w) if w else None
         return out
-
-
-# --- file reading -------------------------------------------------------------------------
-def read_file(path: str | Path, json_only: bool = False) -> dict[str, Any]:
-    """Read a YAML (.yaml/.yml) or JSON config file into a dict. YAML uses
-    ``safe_load`` (no object construction, no code execution)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except (FileNotFoundError, IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
-        raise ConfigError(str(path), "file", str(path), f"cannot read ({type(e).__name__})") from None
-    try:
-        if not json_only and path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as e:  # json/yaml parse errors of many classes
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(str(path), "file", path.name, f"not valid {path.suffix or 'JSON'}: {msg}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), "file", type(data).__name__, "must contain a mapping of keys to values")
-    return data
 
 
 # --- types and values ---------------------------------------------------------------------
@@ -314,6 +339,17 @@ def _check_values(c: Config) -> None:
             raise ConfigError("config", "mutations", item, "must be NAME or NAME:WEIGHT with WEIGHT > 0")
 
 
+HOMES = {f.name: f.metadata["section"] for f in dataclasses.fields(Config)}  # field -> its section
+
+
+def chosen_by(data: Mapping[str, Any], where: str, over: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` (a config file) canonical, with the strategy and genome that ``over``
+    (the flags, canonical) choose, so the file's sections are read for the final choice."""
+    out = canonical(data, where, HOMES)
+    out.update({k: over[k] for k in REGISTERED if isinstance(over.get(k), str)})
+    return out
+
+
 def check_names(c: Config) -> None:
     """Check ``genome``, ``strategy`` and ``mutations`` against the registries. Call
     it after the plug-ins are imported (they may register genomes and operators)."""
@@ -352,74 +388,5 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-# --- argparse -----------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser, registered: Mapping[str, Any] | None = None,
-                  only: tuple | None = None, defaults: Config | None = None) -> argparse.ArgumentParser:
-    """Add one flag per Config field (``--sample-size`` for ``sample_size``; list
-    fields are repeatable). Every flag defaults to None, so ``overrides_from_args``
-    sees only the flags actually given and the config file is not overridden by
-    defaults; the help text states each real default. ``registered``: field ->
-    the names its registry holds (``catalog.choices()``), named in its help.
-    ``only``: these fields alone (``evonas.train``'s flags); ``defaults``: the
-    defaults the help states (another command's, e.g. more epochs)."""
-    defaults = defaults or Config()
-    registered = registered or {}
-    for f in dataclasses.fields(Config):
-        if only is not None and f.name not in only:
-            continue
-        meta = f.metadata
-        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
-        default = _jsonable(getattr(defaults, f.name))
-        shown = "none" if default in ((), [], {}, "") else default
-        names = registered.get(f.name)
-        sep = "; " if names and any(":" in n for n in names) else ", "
-        known = f"; registered: {sep.join(names)} (plug-ins may add more; see --list)" if names else ""
-        kw: dict[str, Any] = {"dest": f.name, "default": None, "metavar": meta.get("metavar"),
-                              "help": f"{meta['help']}{known} (default: {shown})"}
-        if meta.get("choices"):
-            kw.update(choices=meta["choices"], metavar=None)
-        if f.type in ("tuple", "dict"):
-            kw["action"] = "append"
-            if f.type == "dict":
-                kw["type"] = _space_item
-        else:
-            kw["type"] = {"int": int, "float": float, "str": str}[f.type]
-        parser.add_argument(flag, **kw)
-    return parser
-
-
-def overrides_from_args(ns: argparse.Namespace) -> dict[str, Any]:
-    """The Config fields given on the command line (flags left at None are absent);
-    repeated ``--space`` (``--strategy-arg``) items are merged into one dict."""
-    names = {f.name for f in dataclasses.fields(Config)}
-    out = {k: v for k, v in vars(ns).items() if k in names and v is not None}
-    for f in dataclasses.fields(Config):
-        if f.type == "dict" and f.name in out:
-            merged: dict[str, Any] = {}
-            for item in out[f.name]:
-                merged.update(item)
-            out[f.name] = merged
-    return out
-
-
-def _space_item(text: str) -> dict[str, Any]:
-    """Parse ``KEY=VALUE`` (VALUE as JSON, else as a string) or a JSON object."""
-    if text.lstrip().startswith("{"):
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise argparse.ArgumentTypeError(f"{text!r}: not a JSON object ({e})") from None
-        if isinstance(d, dict):
-            return d
-    key, eq, raw = text.partition("=")
-    if not eq or not key.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE or a JSON object")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw  # a bare word such as a op name
-    return {key.strip(): value}
-
-
-__all__ = ["Config", "ConfigError", "RESUMABLE", "INHERIT", "BACKENDS", "DEDUP",
-           "OPTIMIZERS", "add_arguments", "overrides_from_args", "check_names", "read_file"]
+__all__ = ["Config", "ConfigError", "RESUMABLE", "INHERIT", "BACKENDS", "DEDUP", "SECTIONS",
+           "OPTIMIZERS", "check_names", "read_file"]

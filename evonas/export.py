@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from .config_sections import flat_view
 from .errors import ConfigError, cli_exit_code
 from .io import read_json
 from .store.rundir import BEST, RunPaths, is_run_dir
@@ -52,7 +53,7 @@ def load_best(run_dir: str | Path) -> tuple[torch.nn.Module, tuple[int, int, int
     if not (best / "weights.safetensors").exists():
         raise ConfigError("export", "run_dir", str(root), "has no best/weights.safetensors "
                           "(table-lookup runs train nothing; train the genome with python -m evonas.train)")
-    cfg = read_json(RunPaths(root).config, str(root))
+    cfg = flat_view(read_json(RunPaths(root).config, str(root)))
     shape, classes = input_setting(cfg)
     genome = load_genome(best / "genome.json")
     model = compile_graph(genome.decode(), shape, classes, seed=0)

@@ -11,7 +11,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import RESUMABLE, Config, read_file
+from .config import HOMES, RESUMABLE, Config, chosen_by, read_file
+from .config_sections import canonical, field_of, flat_view, merge
 from .errors import ConfigError
 from .store.rundir import CONFIG, RunPaths, check_resumable_state, resumable
 
@@ -26,21 +27,22 @@ def open_for_resume(path: str | Path, overrides: Mapping[str, Any] | None = None
     such key. ``name``/``run_dir`` given here are ignored (the returned config has
     ``run_dir = path``). Nothing is written: call ``store.rundir.record_resume``
     once the run really continues."""
-    raw, paths = resumable(path, RESUMABLE)
+    raw, paths = resumable(path, RESUMABLE, flat_view)  # config.json: sectioned, or flat from before sections
     root = paths.root
     where = f"resume {root}"
     stored = Config.from_dict(raw, f"{where}/{CONFIG}")
     stored = dataclasses.replace(stored, sample_size=stored.resolved("-").sample_size)  # 0 = auto
-    changes = dict(overrides or {})
-    if file:  # every key the file sets counts as given; flags win over the file
-        changes = {**read_file(file), **changes}
-    _check_named_again(stored, changes, where)
-    # the directory is the run's identity: name/run_dir given on resume are ignored
-    changes = {k: v for k, v in changes.items() if k not in ("name", "run_dir")}
-    wanted = stored.updated(changes, "flags").resolved("unused")
+    flags = canonical(overrides or {}, "flags", HOMES)
+    filed = chosen_by(read_file(file), str(file), flags) if file else {}
+    # every key the file sets counts as given; flags win over the file
+    _check_named_again(stored, merge(filed, flags), where)
+
+    def kept(d: dict) -> dict:  # the directory is the run's identity: name/run_dir given on resume are ignored
+        return {k: v for k, v in d.items() if k not in ("name", "run_dir")}
+    wanted = stored.updated(kept(filed), str(file)).updated(kept(flags), "flags", others="refuse").resolved("unused")
     wanted = dataclasses.replace(wanted, name=stored.name, run_dir=str(root))
     conflicts = {k: v for k, v in stored.diff(wanted).items()
-                 if k not in RESUMABLE and k not in ("name", "run_dir")}
+                 if field_of(k) not in RESUMABLE and field_of(k) not in ("name", "run_dir")}
     if conflicts:
         detail = "; ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in conflicts.items())
         raise ConfigError(where, ", ".join(conflicts), {k: b for k, (a, b) in conflicts.items()},

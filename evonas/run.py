@@ -18,7 +18,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from .config import Config, add_arguments, check_names, overrides_from_args
+from .config import Config, check_names
+from .config_cli import add_arguments, add_dotted_arguments, overrides_from_args
 from .errors import ConfigError, cli_exit_code
 from .checks import check_finite, check_space, check_strategy_args
 from .progress import Progress
@@ -40,13 +41,17 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
+    # the usage line would list every dotted flag: the groups below show them
     p = OneLineParser(prog="python -m evonas.run", epilog=EPILOG,
+                      usage="%(prog)s [--config FILE] [--resume RUN_DIR] [--list] [--quiet] [FLAG VALUE ...]",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Evolutionary neural architecture search. The default budget "
                                             f"is {Config().evaluations} evaluations of {Config().epochs} epoch "
                                             f"each, capped at {Config().time_budget:g} s, on the bundled "
                                             "8x8 digits: minutes on a 2-core CPU.")
-    p.add_argument("--config", metavar="FILE", help="YAML/JSON file with config keys; flags override it")
+    p.add_argument("--config", metavar="FILE", help="YAML/JSON file with config keys, by section (search: "
+                   "{population: 10}, train: {epochs: 3}, strategy: {es: {lam: 8}}, ...) or flat; flags "
+                   "override it")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped "
                    "(only budget, hardware and data-path flags may change)")
     p.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
@@ -54,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
                    "strategies (with their parameters), operators per genome, backends and surrogates, "
                    "each with a one-line doc, and exit (--plugin ones too)")
     from .catalog import choices
-    return add_arguments(p, choices())
+    return add_dotted_arguments(add_arguments(p, choices()))
 
 
 @dataclass
@@ -219,6 +224,16 @@ def _evaluator(plan: Plan, **train):
     return backend(cfg.backend).open(plan.data, tc, plan.slots, cfg.ray_address)
 
 
+def engine_settings(cfg: Config) -> dict:
+    """The ``Search`` keywords that are config keys, in the engine's terms (0 = auto
+    or no limit -> None; result_order -> ordered). Its defaults equal these of
+    ``Config()`` (tests/test_config_sections.py)."""
+    return dict(genome_type=cfg.genome, mutation=list(cfg.mutations) or None, seed=cfg.seed,
+                max_evaluations=cfg.evaluations, max_duplicates=cfg.max_duplicates or None,
+                max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
+                ordered=cfg.result_order == "submission")
+
+
 def _strategy_args(cfg: Config, plan: Plan) -> dict:
     """Population and tournament size, for the strategies whose constructor takes
     them (plug-in strategies included)."""
@@ -250,15 +265,12 @@ def _search(plan: Plan, paths, quiet: bool, on_start=None, bar: Optional[bool] =
     progress = curves = None
     evaluator = _evaluator(plan)
     try:
-        search = Search(evaluator, cfg.genome, space=plan.space,
+        search = Search(evaluator, **engine_settings(cfg), space=plan.space,
                         strategy="surrogate" if cfg.surrogate else cfg.strategy,
-                        strategy_args=_strategy_args(cfg, plan), mutation=list(cfg.mutations) or None,
-                        seed=cfg.seed, max_evaluations=cfg.evaluations, max_duplicates=cfg.max_duplicates or None,
-                        max_seconds=cfg.time_budget or None, dedup=cfg.dedup, inherit=cfg.inherit,
+                        strategy_args=_strategy_args(cfg, plan),
                         weights_dir=str(paths.weights.resolve()) if _keeps_weights(plan) else None,
                         on_record=sink.record, on_event=sink.event, on_checkpoint=sink.checkpoint,
-                        checkpoint_every_s=CHECKPOINT_EVERY_S, seed_genomes=plan.seeds,
-                        ordered=cfg.result_order == "submission")
+                        checkpoint_every_s=CHECKPOINT_EVERY_S, seed_genomes=plan.seeds)
         replay(search, events, rows, paths)  # resume: the journal rebuilds the search, checked
         from .html_report import CurveWriter, Refresher
         curves, refresh = CurveWriter(paths.root), Refresher(paths.root, REPORT_EVERY_S)

@@ -68,4 +68,6 @@ def load_config(root: Path) -> dict[str, Any]:
         cfg = read_json(RunPaths(root).config, str(root))
     except EvonasError:
         return {}
+    from .config_sections import flat_view
+    cfg = flat_view(cfg)  # sectioned, or flat from before sections: read as flat keys
     return cfg if isinstance(cfg, dict) else {}

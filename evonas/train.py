@@ -26,7 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .config import Config, add_arguments, overrides_from_args
+from .config import Config
+from .config_cli import add_arguments, overrides_from_args
 from .errors import ConfigError, cli_exit_code
 
 

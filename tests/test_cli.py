@@ -159,7 +159,7 @@ def test_digits_run(digits_run, genome, strategy):
     assert (trained["trained_epochs"] == 1.0).all() and trained["params"].gt(0).all() and trained["flops"].gt(0).all()
     check_best(d, df)
     assert (d / "best" / "weights.safetensors").exists()
-    cfg = json.loads((d / "config.json").read_text())
+    cfg = json.loads((d / "config.json").read_text())["search"]  # config.json is sectioned
     assert (cfg["genome"], cfg["strategy"], cfg["evaluations"]) == (genome, strategy, 5)
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["seed"] == 1 and {"evonas", "torch", "plugins"} <= set(manifest)

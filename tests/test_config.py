@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from evonas.config import RESUMABLE, Config, add_arguments, check_names, overrides_from_args
+from evonas.config import RESUMABLE, Config, check_names
+from evonas.config_cli import add_arguments, overrides_from_args
 from evonas.errors import ConfigError
 
 
@@ -87,7 +88,7 @@ def test_dump_load_roundtrip_and_diff(tmp_path):
     back = Config.load(tmp_path / "config.json")
     assert back == c and back.diff(c) == {}
     d = c.diff(back.updated({"seed": 4, "evaluations": 9}))
-    assert d == {"seed": (3, 4), "evaluations": (c.evaluations, 9)}
+    assert d == {"search.seed": (3, 4), "search.evaluations": (c.evaluations, 9)}  # section.key
     assert "evaluations" in RESUMABLE and "seed" not in RESUMABLE
     assert c.mutation_weights() == {"a": 2.0, "b": None}
 
@@ -239,10 +240,11 @@ def test_strategy_args_from_flags_and_file(tmp_path):
 
 
 @pytest.mark.parametrize("argv, field", [
-    (["--strategy", "es", "--strategy-arg", "lam=0"], "strategy_args.lam"),
-    (["--strategy", "es", "--strategy-arg", "bogus=1"], "strategy_args.bogus"),
-    (["--strategy", "aging", "--strategy-arg", "population=3"], "strategy_args.population"),
-    (["--strategy", "generational", "--strategy-arg", "p_cross=\"x\""], "strategy_args"),
+    (["--strategy", "es", "--strategy-arg", "lam=0"], "strategy.es.lam"),
+    (["--strategy", "es", "--strategy-arg", "bogus=1"], "strategy.es.bogus"),
+    (["--strategy", "aging", "--strategy-arg", "population=3"], "strategy.aging.population"),
+    (["--strategy", "generational", "--strategy-arg", "p_cross=\"x\""], "strategy.generational"),
+    (["--strategy", "es", "--strategy.es.lam", "0"], "strategy.es.lam"),
 ])
 def test_bad_strategy_args_exit_2_and_write_nothing(tmp_path, capsys, argv, field):
     from evonas.run import main
@@ -270,7 +272,7 @@ def test_strategy_args_reach_the_strategy(tmp_path, monkeypatch, capsys):
                  "--epochs", "1", "--batch-size", "128", "--workers", "1", "--devices", "cpu",
                  "--max-macs", "2000000", "--quiet", "--run-dir", str(run)]) == 0
     assert len(seen) == 2 and all(kw["lam"] == 3 for kw in seen)  # the check, then the search
-    assert json.loads((run / "config.json").read_text())["strategy_args"] == {"lam": 3}
+    assert json.loads((run / "config.json").read_text())["strategy"] == {"es": {"lam": 3}}
 
 
 def test_train_flags_come_from_the_config_schema():

@@ -94,7 +94,8 @@ class SimClock:
 
 def test_async_keeps_every_worker_busy():
     ev = SimClock(4)
-    s = Search(ev, "nb201", strategy_args={"population": 10, "sample": 3}, max_evaluations=80, dedup="off")
+    s = Search(ev, "nb201", strategy_args={"population": 10, "sample": 3}, max_evaluations=80, dedup="off",
+               ordered=False)  # completion order: no worker waits for an older trial
     s.run()
     assert s.trained == 80
     # no generation barrier: every poll before the budget tail sees all 4 workers busy
@@ -112,7 +113,7 @@ def test_submission_order_makes_the_lineage_independent_of_completion_order():
         s.run()
         return rows
     assert untimed(lineage(0, True)) == untimed(lineage(1, True)) == untimed(lineage(2, True))
-    assert untimed(lineage(0, False)) != untimed(lineage(1, False))  # the default, asynchronous order really differs
+    assert untimed(lineage(0, False)) != untimed(lineage(1, False))  # the asynchronous order really differs
     rows = lineage(0, True)
     assert sum(r["status"] != "duplicate" for r in rows) == 60  # --evaluations counts trained networks
     assert [r["birth"] for r in rows] == list(range(len(rows)))
@@ -211,8 +212,8 @@ def test_seconds_budget_cancels_in_flight():
 
 
 def test_budget_required_and_config_errors():
-    with pytest.raises(ConfigError, match="budget"):
-        Search(FunctionEvaluator(score), "nb201")
+    with pytest.raises(ConfigError, match="budget"):  # the defaults are the CLI's budgets; both off: refused
+        Search(FunctionEvaluator(score), "nb201", max_evaluations=None, max_seconds=None)
     with pytest.raises(ConfigError, match="dedup"):
         Search(FunctionEvaluator(score), "nb201", max_evaluations=3, dedup="maybe")
     with pytest.raises(ConfigError, match="mutation"):

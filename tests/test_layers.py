@@ -40,7 +40,7 @@ LAYERS: dict[int, set[str]] = {
     6: {"store", "store.journal", "store.lineage", "store.resume", "store.rundir",
         "store.weights", "lineage"},
     7: {"", "api", "checks", "progress", "catalog", "config", "reopen", "run", "train", "final", "summary", "report", "html_report", "compare",
-        "plot", "draw", "export"},
+        "plot", "draw", "export", "config_sections", "config_cli"},
 }
 LAYER_OF = {("evonas." + m).rstrip("."): n for n, ms in LAYERS.items() for m in ms}
 TORCH_FREE = ["evonas", "evonas.genome", "evonas.graph", "evonas.operators", "evonas.lineage"]

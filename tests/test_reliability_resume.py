@@ -105,7 +105,11 @@ def _edit(d, **changes):
     for name, key in (("config.json", None), ("manifest.json", "config")):
         p = d / name
         obj = json.loads(p.read_text())
-        (obj if key is None else obj[key]).update(changes)
+        if key is None:  # config.json is sectioned: each key where the run wrote it
+            for k, v in changes.items():
+                next(s for s in obj.values() if isinstance(s, dict) and k in s)[k] = v
+        else:
+            obj[key].update(changes)
         p.write_text(json.dumps(obj))
 
 

@@ -15,9 +15,10 @@ right now waits for that result (``dedup.Twins``); otherwise a ``Job`` is sent.
 Finishing: ``strategy.tell``, best/Pareto, the lineage row (``record.RecordSink``),
 weights files freed by reference count (``weights_refs``).
 
-Order (``release``): by default results enter as they complete (asynchronous, as
-Real et al.); ``ordered=True`` takes them in submission order, which gives the
-same lineage for a seed with any number of workers.
+Order (``release``): by default (``ordered=True``, the CLI's ``result_order =
+submission``) results enter in submission order, which gives the same lineage for
+a seed with any number of workers; ``ordered=False`` takes them as they complete
+(asynchronous, as Real et al.).
 
 Budgets: ``max_evaluations`` counts TRAINED networks (jobs sent, failed ones
 included); duplicates (reused results and children waiting for a twin) count
@@ -63,17 +64,22 @@ class Search:
     all registered with their weights); ``on_record(dict)`` gets one lineage row per
     finished individual; ``on_event(dict)`` every journal event (JSON-able);
     ``on_checkpoint(snapshot)`` a small summary (``snapshot()``) at most every
-    ``checkpoint_every_s`` seconds, e.g. to fsync the journal and lineage."""
+    ``checkpoint_every_s`` seconds, e.g. to fsync the journal and lineage.
 
-    def __init__(self, evaluator: Evaluator, genome_type: str = "nb201", *, space: Any = None,
+    The defaults are ``python -m evonas.run``'s (``evonas.config.Config``; this layer
+    cannot import it, tests/test_config_sections.py compares them): the tree genome,
+    300 evaluations capped at 600 s (``max_seconds=None``: no time limit), results
+    in submission order. ``max_evaluations=None, max_seconds=None`` is refused."""
+
+    def __init__(self, evaluator: Evaluator, genome_type: str = "tree", *, space: Any = None,
                  strategy: str = "aging", strategy_args: Optional[dict] = None, mutation=None,
-                 seed: int = 0, max_evaluations: Optional[int] = None, max_seconds: Optional[float] = None,
+                 seed: int = 0, max_evaluations: Optional[int] = 300, max_seconds: Optional[float] = 600.0,
                  max_duplicates: Optional[int] = None, dedup: str = "reuse", count_duplicates: bool = False,
                  confirm_hash: bool = True, resample_tries: int = 20, inherit: str = "none",
                  weights_dir: Optional[str] = None, on_record: Optional[Callable[[dict], Any]] = None,
                  on_event: Optional[Callable[[dict], Any]] = None,
                  on_checkpoint: Optional[Callable[[dict], Any]] = None, log_every: int = 10,
-                 seed_genomes: tuple = (), checkpoint_every_s: float = 0.0, ordered: bool = False):
+                 seed_genomes: tuple = (), checkpoint_every_s: float = 0.0, ordered: bool = True):
         cls = GENOMES.get(genome_type)
         self.genome_type, self.cls = genome_type, cls
         self.space = space if space is not None else cls.Space()

@@ -41,7 +41,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import ConfigError, EvonasError
 from ..io import (DISK_FULL, StorageError, atomic_copy, atomic_write_bytes,  # noqa: F401  (re-exported)
@@ -185,11 +185,14 @@ def is_run_dir(path: str | Path) -> bool:
     return p.config.is_file() and p.lineage.is_file()
 
 
-def resumable(path: str | Path, resumable_keys: Iterable[str]) -> tuple[dict, RunPaths]:
+def resumable(path: str | Path, resumable_keys: Iterable[str],
+              normalize: Callable[[Any], Any] = lambda d: d) -> tuple[dict, RunPaths]:
     """The first checks of a resume, which need no Config: ``path`` is a run
     directory whose config.json is a JSON object left as the run wrote it (only
     ``resumable_keys`` may have been edited) and whose state.json (if any) is an
-    object. Returns (the raw config dict, paths); nothing is written.
+    object. ``normalize`` maps a stored config to flat keys before the unedited
+    check (the config layer knows its sections; this layer does not). Returns
+    (the raw config dict, paths); nothing is written.
     ``reopen.open_for_resume`` adds the Config part (L7), then calls
     ``check_resumable_state``."""
     root = Path(path)
@@ -204,7 +207,7 @@ def resumable(path: str | Path, resumable_keys: Iterable[str]) -> tuple[dict, Ru
         raise ConfigError(where, CONFIG, type(raw).__name__, "must be a JSON object")
     if paths.manifest.exists():
         info = read_json(paths.manifest, where)
-        check_config_unedited(raw, info.get("config") if isinstance(info, dict) else None,
+        check_config_unedited(normalize(raw), normalize(info.get("config") if isinstance(info, dict) else None),
                               frozenset(resumable_keys), where)
     if paths.state.exists():
         state = read_json(paths.state, where)
