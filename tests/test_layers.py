@@ -30,7 +30,7 @@ LAYERS: dict[int, set[str]] = {
     3: {"ops", "compile", "transfer", "transfer_tree", "inherit", "tensor_io",
         "evaluate", "evaluate.base", "evaluate.data", "evaluate.devices", "evaluate.train"},
     4: {"evolve", "evolve.base", "evolve.toolbox", "evolve.engine", "evolve.dedup",
-        "evolve.record", "evolve.release", "evolve.weights_refs", "evolve.matched",
+        "evolve.record", "evolve.release", "evolve.weights_refs", "evolve.matched", "evolve.journal",
         "evolve.aging", "evolve.aging_novel", "evolve.random_search", "evolve.generational",
         "evolve.es", "evolve.nsga2", "evolve.reinforce", "evolve.nao", "evolve.pvll",
         "evolve.surrogate", "predict", "predict.encoding", "predict.mlp_ensemble",

@@ -35,7 +35,6 @@ the same code on the journal instead of the evaluator, so resume is exact.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -50,12 +49,12 @@ from ..evaluate.base import INHERIT, Evaluator, Job, Result
 from ..genome.base import GENOMES, space_to_dict
 from .base import STRATEGIES, Proposal
 from .dedup import DEDUP, HashCache, Twins
+from .journal import JOURNAL_VERSION, done_event, mismatch, replay_one
 from .record import Outcome, RecordSink
 from .release import Release
 from .toolbox import Member, Variation, individual_class, statistics, tools
 from .weights_refs import WeightRefs, remove
 
-JOURNAL_VERSION = 1
 
 
 class Search:
@@ -206,12 +205,12 @@ class Search:
         self._drain()
         if prop is None:
             if expect is not None:
-                raise _mismatch(expect, "the strategy proposed nothing")
+                raise mismatch(expect, "the strategy proposed nothing")
             return False
         prop, h, hit = self._dedup(prop)
         m = self.individual(self.next_id, prop.genome, prop.parent_ids, prop.operator, h)
         if expect is not None and (expect.get("id") != m.id or expect.get("hash") != h):
-            raise _mismatch(expect, f"this search made child {m.id} of hash {h}")
+            raise mismatch(expect, f"this search made child {m.id} of hash {h}")
         t = self._log({"e": "child", "id": m.id, "hash": h})
         self.next_id += 1
         self.children += 1
@@ -280,9 +279,9 @@ class Search:
         entry = self.inflight.get(r.id)
         if entry is None or entry[1] is None:
             if replayed is not None:
-                raise _mismatch(replayed, f"job {r.id} is not in flight here")
+                raise mismatch(replayed, f"job {r.id} is not in flight here")
             return  # not ours (or a cancelled job's late result)
-        t = self._log(_done_event(r))
+        t = self._log(done_event(r))
         del self.inflight[r.id]
         m, job = entry
         waiting = self.twins.finished(m.arch_hash, m.id)
@@ -381,36 +380,10 @@ class Search:
         self._replaying, self.record.skip = True, set(written)
         try:
             for i, ev in enumerate(events):
-                self._replay_one(i, ev)
+                replay_one(self, i, ev)
         finally:
             self._replaying, self.record.skip = False, set()
         self._unsent = sorted((job for _, job in self.inflight.values() if job is not None), key=lambda j: j.id)
-
-    def _replay_one(self, i: int, ev: dict) -> None:
-        if not isinstance(ev, dict) or not isinstance(ev.get("t"), (int, float)):
-            raise ConfigError("journal", f"event {i}", ev, "not a journal event")
-        self._event_t = float(ev["t"])
-        self.elapsed = max(self.elapsed, self._event_t)
-        kind = ev.get("e")
-        if kind == "search":
-            mine = self._identity()
-            for k, v in mine.items():
-                if ev.get(k) != v:
-                    raise ConfigError("journal", k, ev.get(k), f"the journal's run has this, this search {v!r}")
-            self.events += 1
-        elif kind == "child":
-            self._child(expect=ev)
-        elif kind == "done":
-            entry = self.inflight.get(ev.get("id"))
-            if entry is None or entry[1] is None:
-                raise _mismatch(ev, f"job {ev.get('id')} is not in flight here")
-            self._finish(_result_of(ev, entry[1]), replayed=ev)
-        elif kind in ("run", "stop"):
-            self.events += 1
-        elif kind == "log":
-            pass  # the replayed "done" before it logged the same record again
-        else:
-            raise ConfigError("journal", f"event {i}", kind, "unknown event kind")
 
     def _identity(self) -> dict:
         return {"genome_type": self.genome_type, "space": space_to_dict(self.space),
@@ -445,28 +418,6 @@ class Search:
             out["pareto_front"] = [{"id": m.id, "genome": m.genome.to_string(), "fitness": m.fitness.values[0],
                                     self.strategy.objective: m.fitness.values[1]} for m in self.pareto]
         return out
-
-
-_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(Result))
-
-
-def _done_event(r: Result) -> dict:
-    """A result as a "done" event; the weights path is implied by the job (``weights_out``)."""
-    ev = {"e": "done", **{k: getattr(r, k) for k in _RESULT_FIELDS}}
-    ev["weights"] = bool(r.weights)
-    return ev
-
-
-def _result_of(ev: dict, job: Job) -> Result:
-    kw = {k: ev[k] for k in _RESULT_FIELDS if k in ev}
-    kw["weights"] = job.weights_out if ev.get("weights") else None
-    return Result(**kw)
-
-
-def _mismatch(ev: dict, what: str) -> ConfigError:
-    return ConfigError("journal", f"{ev.get('e')} event of id {ev.get('id')}", ev.get("hash", ev.get("id")),
-                       f"is not reproduced ({what}): the journal belongs to a different seed, config, "
-                       "plug-in or evonas version")
 
 
 def _check_choice(field: str, v: Any, allowed: tuple[str, ...]) -> None:
