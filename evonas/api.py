@@ -86,9 +86,8 @@ class Run:
     def summary(self) -> dict[str, Any]:
         """The numbers of the CLI's closing table: budget used, the search's best,
         and, after the final stage, its choice and test accuracy."""
-        from .final import FINAL_FILE, read_final
+        from .final import FINAL_FILE, final_summary, read_final
         from .report import summarize, wall_seconds
-        from .run import final_summary
         from .store.rundir import RunPaths
         out = {"run": str(self.root), **summarize(self.lineage, wall_seconds(RunPaths(self.root)))}
         path = self.root / FINAL_FILE

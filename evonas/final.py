@@ -30,6 +30,7 @@ import csv
 import io
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -239,3 +240,23 @@ def _finite(v: Any) -> bool:
         return v is not None and math.isfinite(float(v))
     except (TypeError, ValueError):
         return False
+
+
+def print_final_row(r: dict) -> None:
+    """One line on stderr per retrained network (the CLI's progress)."""
+    got = (f"val {r['final_val']:.2f}, test {r['final_test']:.2f}" if r["status"] == "ok"
+           else f"failed: {r['reason']}")
+    print(f"[evonas] final #{r['rank'] + 1}: id {r['id']} (search fitness {r['search_fitness']:.2f} after "
+          f"{r['lineage_epochs']:g} lineage epochs) -> {got}", file=sys.stderr, flush=True)
+
+
+def final_summary(rows: list, chosen: bool = True) -> dict:
+    """The final stage's lines of the summary table, from its ``final.csv`` rows."""
+    best = best_row(rows)
+    if not chosen:
+        return {"final stage": "nothing to retrain (no evaluated network)"}
+    if best is None:
+        return {"final stage": "no network retrained successfully"}
+    return {"final best id": best["id"], "final epochs (from scratch)": best["final_epochs"],
+            "final val accuracy": best["final_val"], "final test accuracy": best["final_test"],
+            "final genome": best["genome"]}

@@ -322,7 +322,7 @@ def _final_stage(plan: Plan, paths, quiet: bool):
     cfg = plan.cfg
     if plan.table is not None or cfg.final_top == 0:
         return None
-    from .final import FINAL_FILE, FinalStage
+    from .final import FINAL_FILE, FinalStage, print_final_row
     from .report import export_best
     from .store.lineage import read_records
     stage = FinalStage(paths.root / FINAL_FILE, read_records(paths.lineage), cfg.final_top,
@@ -335,7 +335,7 @@ def _final_stage(plan: Plan, paths, quiet: bool):
                   f"from scratch, {stage.epochs} epoch(s) each", file=sys.stderr, flush=True)
         evaluator = _evaluator(plan, epochs=stage.epochs, test=True)
         try:
-            stage.run(evaluator, on_row=None if quiet else _print_final_row)
+            stage.run(evaluator, on_row=None if quiet else print_final_row)
         finally:
             evaluator.close()
     best = stage.best()
@@ -345,30 +345,9 @@ def _final_stage(plan: Plan, paths, quiet: bool):
     return stage
 
 
-def _print_final_row(r: dict) -> None:
-    got = (f"val {r['final_val']:.2f}, test {r['final_test']:.2f}" if r["status"] == "ok"
-           else f"failed: {r['reason']}")
-    print(f"[evonas] final #{r['rank'] + 1}: id {r['id']} (search fitness {r['search_fitness']:.2f} after "
-          f"{r['lineage_epochs']:g} lineage epochs) -> {got}", file=sys.stderr, flush=True)
-
-
 def _final_summary(stage) -> dict:
-    if stage is None:
-        return {}
-    return final_summary(stage.rows(), bool(stage.chosen))
-
-
-def final_summary(rows: list, chosen: bool = True) -> dict:
-    """The final stage's lines of the summary table, from its ``final.csv`` rows."""
-    from .final import best_row
-    best = best_row(rows)
-    if not chosen:
-        return {"final stage": "nothing to retrain (no evaluated network)"}
-    if best is None:
-        return {"final stage": "no network retrained successfully"}
-    return {"final best id": best["id"], "final epochs (from scratch)": best["final_epochs"],
-            "final val accuracy": best["final_val"], "final test accuracy": best["final_test"],
-            "final genome": best["genome"]}
+    from .final import final_summary
+    return {} if stage is None else final_summary(stage.rows(), bool(stage.chosen))
 
 
 def _where(plan: Plan) -> str:
