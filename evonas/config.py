@@ -44,7 +44,6 @@ from .evaluate.base import INHERIT
 from .evaluate.train import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
 from .evolve.dedup import DEDUP
 
-BACKENDS = ("local", "ray")
 RESULT_ORDERS = ("completion", "submission")
 
 # Keys a resumed run may change: more budget, other hardware, moved files. precision
@@ -142,7 +141,7 @@ class Config:
     devices: str = _f("execution", "auto", "devices: auto, cpu, cuda, or a list like cuda:0,cuda:1")
     workers: int = _f("execution", 0, "worker processes (0 = auto: CPU cores on CPU, devices x trials-per-device on GPU)")
     trials_per_device: int = _f("execution", 1, "concurrent trials per GPU (>= 1)")
-    backend: str = _f("execution", "local", "execution backend", choices=BACKENDS)
+    backend: str = _f("execution", "local", "execution backend")
     ray_address: str = _f("execution", "", "Ray cluster address ('' = start a local Ray)")
     # table evaluator (benchmark lookups instead of training)
     benchmark_table: str = _f("table", "", "CSV lookup table (e.g. NAS-Bench-201); '' = train for real")
@@ -351,8 +350,9 @@ def chosen_by(data: Mapping[str, Any], where: str, over: Mapping[str, Any]) -> d
 
 
 def check_names(c: Config) -> None:
-    """Check ``genome``, ``strategy`` and ``mutations`` against the registries. Call
-    it after the plug-ins are imported (they may register genomes and operators)."""
+    """Check ``genome``, ``strategy``, ``mutations`` and ``backend`` against the
+    registries. Call it after the plug-ins are imported (they may register genomes,
+    operators, strategies and backends)."""
     from . import evolve  # noqa: F401  (its __init__ registers the built-in strategies)
     from .evolve.base import STRATEGIES
     from .genome import GENOMES
@@ -370,6 +370,10 @@ def check_names(c: Config) -> None:
                               f"cannot wrap strategy {c.strategy} (needs a one-objective strategy)")
         if c.surrogate == "naswot" and c.benchmark_table:
             raise ConfigError("config", "surrogate", c.surrogate, "needs real training (not --benchmark-table)")
+    from .evaluate.backends import BACKENDS  # importing it registers the built-in backends
+    if c.backend not in BACKENDS:
+        raise ConfigError("config", "backend", c.backend,
+                          f"unknown backend (known: {', '.join(BACKENDS.names())})")
     if c.genome not in GENOMES:
         raise ConfigError("config", "genome", c.genome,
                           f"unknown genome type (known: {', '.join(GENOMES.names())})")
@@ -388,5 +392,5 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-__all__ = ["Config", "ConfigError", "RESUMABLE", "INHERIT", "BACKENDS", "DEDUP", "SECTIONS",
+__all__ = ["Config", "ConfigError", "RESUMABLE", "INHERIT", "DEDUP", "SECTIONS",
            "OPTIMIZERS", "check_names", "read_file"]

@@ -1,4 +1,6 @@
-"""Operator plug-ins: user code that registers variation operators (or genome types).
+"""Plug-ins: user code that registers variation operators, genome types and, when
+the caller passes their registries (``also``; the CLI passes every registry of
+``evonas.catalog``), strategies, backends and surrogates.
 
 ``load_plugin(spec)`` accepts, in this order:
 
@@ -6,8 +8,9 @@
 * the name of an entry point in group ``evonas.plugins`` (installed packages);
 * an importable module name (``my_package.my_ops``).
 
-A plug-in must register at least one operator with
-``@evonas.register_mutation(genome_type, name=...)`` (or a crossover / genome type).
+A plug-in must register at least one entry: an operator with
+``@evonas.register_mutation(genome_type, name=...)``, a crossover, a genome type or
+an entry of an ``also`` registry.
 Each operator it registers is checked: a mutation takes exactly two required
 positional parameters ``(genome, rng)``, a crossover three ``(a, b, rng)``; any
 further parameter needs a default. Every failure raises ``PluginError`` naming the
@@ -33,7 +36,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from . import stops
 from .errors import PluginError
@@ -95,36 +98,44 @@ def _msg(e: BaseException) -> str:
     return f": {e}" if str(e) else ""
 
 
-def _snapshot() -> set[tuple[str, str]]:
-    ops = {(t, n) for t, reg in _REGISTRIES.items() for n in reg}
-    return ops | {("genome", n) for n in GENOMES}
+def _registries(also: Mapping[str, Any]) -> dict[str, Any]:
+    own = {"genome": GENOMES, **_REGISTRIES}
+    mine = {id(r) for r in own.values()}  # ``also`` may hold GENOMES again: count it once
+    return {**{f"registry:{k}": r for k, r in also.items() if id(r) not in mine}, **own}
 
 
-def load_plugin(spec: str) -> list[str]:
-    """Load plug-in ``spec``; return the new registrations as ``type/name`` strings."""
+def _snapshot(regs: Mapping[str, Any]) -> set[tuple[str, str]]:
+    return {(t, n) for t, reg in regs.items() for n in reg}
+
+
+def load_plugin(spec: str, also: Mapping[str, Any] | None = None) -> list[str]:
+    """Load plug-in ``spec``; return the new registrations as ``type/name`` strings.
+    ``also``: more registries (kind -> Registry, e.g. strategies) whose new entries
+    count as the plug-in's (and are rolled back when it fails)."""
+    regs = _registries(also or {})
     if not isinstance(spec, str) or not spec:
         raise PluginError(f"plug-in {spec!r}: expected a module name, a .py path or an entry point name")
     key = str(Path(spec).resolve()) if spec.endswith(".py") else spec
     if key in _LOADED:
         return _LOADED[key]
-    before = _snapshot()
+    before = _snapshot(regs)
     try:  # ImportError, SyntaxError, RegistryError (duplicate name), SystemExit, a hang...
         call(_import, spec, what=f"plug-in {spec!r} (while loading)")
     except BaseException:
-        _rollback(before)
+        _rollback(regs, before)
         raise
-    new = sorted(_snapshot() - before)
+    new = sorted(_snapshot(regs) - before)
     if not new:
-        raise PluginError(f"plug-in {spec!r} registered no operator (use @evonas.register_mutation"
-                          f"(genome_type, name=...) at module level)")
+        raise PluginError(f"plug-in {spec!r} registered nothing (use @evonas.register_mutation"
+                          f"(genome_type, name=...), or a strategy/genome/backend registry, at module level)")
     for t, n in new:
-        if t != "genome":
+        if t in _REGISTRIES:
             try:
                 check_signature(_REGISTRIES[t].get(n))
             except PluginError as e:
-                _rollback(before)
+                _rollback(regs, before)
                 raise PluginError(f"plug-in {spec!r}: {e}") from None
-    _LOADED[key] = [f"{t}/{n}" for t, n in new]
+    _LOADED[key] = [f"{t.removeprefix('registry:')}/{n}" for t, n in new]
     return _LOADED[key]
 
 
@@ -150,9 +161,9 @@ def _import(spec: str) -> None:
     importlib.import_module(spec)
 
 
-def _rollback(before: set[tuple[str, str]]) -> None:
-    for t, n in _snapshot() - before:
-        (GENOMES if t == "genome" else _REGISTRIES[t]).unregister(n)
+def _rollback(regs: Mapping[str, Any], before: set[tuple[str, str]]) -> None:
+    for t, n in _snapshot(regs) - before:
+        regs[t].unregister(n)
 
 
 def check_signature(op: Operator) -> None:

@@ -114,10 +114,10 @@ def _run(args: argparse.Namespace, argv: list) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     """``--list``: what the registries hold, after the ``--plugin`` modules registered theirs."""
-    from .catalog import listing
+    from .catalog import listing, registries
     from .plugins import load_plugin
     for spec in overrides_from_args(args).get("plugins", ()):
-        load_plugin(spec)
+        load_plugin(spec, also=registries())
     print(listing())
     return 0
 
@@ -178,7 +178,8 @@ def _plan(cfg: Config) -> Plan:
     check_finite(cfg)
     # a plug-in call may run as long as the whole search, no longer
     plugin_mod.CALL_LIMIT_S = cfg.time_budget or plugin_mod.CALL_LIMIT_S
-    plugins = [load_plugin(spec) and spec for spec in cfg.plugins]
+    from .catalog import registries
+    plugins = [load_plugin(spec, also=registries()) and spec for spec in cfg.plugins]
     check_names(cfg)
     cls = GENOMES.get(cfg.genome)
     space = space_from_dict(cls, dict(cfg.space))

@@ -63,7 +63,7 @@ def test_module_plugin(tmp_path, clean, monkeypatch):
 @pytest.mark.parametrize("name,body,match", [
     ("t_broken_import", "import no_such_module_xyz\n", "ModuleNotFoundError"),
     ("t_syntax", "def f(:\n", "SyntaxError"),
-    ("t_empty", "x = 1\n", "registered no operator"),
+    ("t_empty", "x = 1\n", "registered nothing"),
     ("t_wrong_sig", '''
         @evonas.register_mutation("nb201", name="t_wrong_sig_op")
         def op(genome):
@@ -115,3 +115,63 @@ def test_example_plugin_file(clean):
     ex = Path(__file__).resolve().parents[1] / "examples" / "my_mutation.py"
     clean.append("swap_edges")
     assert load_plugin(str(ex)) == ["nb201/swap_edges"]
+
+
+PLUGIN_BACKEND = """
+import os
+from evonas.evaluate.pool import BACKENDS
+from evonas.evaluate.workers import LocalPool
+
+
+from evonas.evolve.base import register_strategy
+from evonas.evolve.random_search import RandomSearch
+
+
+@register_strategy("t-tagged")
+class Tagged(RandomSearch):
+    \"\"\"Random search that writes its ``tag`` when built (a parameter set by --strategy-arg).\"\"\"
+
+    def __init__(self, variation, tag: str = "none"):
+        super().__init__(variation)
+        open(os.environ["T_MARK"], "a").write(f"strategy {tag}\\n")
+
+
+@BACKENDS.class_decorator("t-marked", "backend_name")
+class Marked(LocalPool):
+    \"\"\"The local pool under another name; leaves a mark when opened.\"\"\"
+
+    @classmethod
+    def open(cls, data, cfg, slots, address):
+        open(os.environ["T_MARK"], "a").write(f"backend {len(slots)}\\n")
+        return super().open(data, cfg, slots, address)
+"""
+
+
+@pytest.mark.slow
+def test_plugin_backend_through_the_cli(tmp_path, monkeypatch):
+    """A backend and a strategy registered by ``--plugin`` are chosen by ``--backend``
+    and ``--strategy`` (no hand-kept list of names in the config), the strategy's own
+    parameter set by ``--strategy-arg``; an unknown backend exits 2, writing nothing."""
+    from evonas.evaluate.pool import BACKENDS
+    from evonas.run import main as run_main
+    p = tmp_path / "marked.py"
+    p.write_text(PLUGIN_BACKEND)
+    mark = tmp_path / "mark.txt"
+    monkeypatch.setenv("T_MARK", str(mark))
+    args = ["--genome", "nb201", "--space", "C=4", "--space", "N=1", "--evaluations", "2", "--population", "2",
+            "--epochs", "1", "--workers", "1", "--devices", "cpu", "--final-top", "0", "--quiet"]
+    try:
+        assert run_main([*args, "--plugin", str(p), "--backend", "t-marked", "--strategy", "t-tagged",
+                         "--strategy-arg", "tag=blue", "--run-dir", str(tmp_path / "run")]) == 0
+        # the strategy is built to check its arguments, then for the search
+        assert set(mark.read_text().splitlines()) == {"strategy blue", "backend 1"}
+        assert load_plugin(str(p)) == ["backends/t-marked", "strategies/t-tagged"]  # loaded once
+        lines = (tmp_path / "run" / "lineage.csv").read_text().splitlines()
+        assert len(lines) == 3
+    finally:
+        from evonas.evolve.base import STRATEGIES
+        for reg, name in ((BACKENDS, "t-marked"), (STRATEGIES, "t-tagged")):
+            if name in reg:
+                reg.unregister(name)
+    assert run_main([*args, "--backend", "t-marked", "--run-dir", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -247,10 +247,10 @@ def _backend_names():
 
 
 def test_backend_registry_covers_the_cli_and_rejects_duplicates():
-    from evonas.config import BACKENDS as CLI_CHOICES
+    from evonas.catalog import choices
     from evonas.errors import RegistryError
     from evonas.evaluate.backends import BACKENDS, backend
-    assert sorted(CLI_CHOICES) == _backend_names()
+    assert choices()["backend"] == _backend_names() and {"local", "ray"} <= set(_backend_names())
     assert backend("local") is LocalPool and LocalPool.backend_name == "local"
     with pytest.raises(RegistryError, match="already registered"):
         BACKENDS.class_decorator("local", "backend_name")(type("Other", (), {}))
