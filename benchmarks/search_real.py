@@ -342,10 +342,14 @@ def report(a, df: pd.DataFrame) -> None:
         spread = float(df.groupby("arm").final_test.std(ddof=0).max())
         others = {k: agg.loc[k, "test_mean"] for k in ("random", "hand") if k in agg.index and k != win}
         beats = {k: agg.loc[win, "test_mean"] - v for k, v in others.items()}
+        if not beats:  # e.g. --arms none,naswot: nothing to beat, no verdict
+            print(f"\nbest search arm by final test accuracy: {win}; largest seed spread (std) {spread:.2f} "
+                  "(no random or hand arm in this run)")
+            return
         print(f"\nbest search arm by final test accuracy: {win}; margin over "
               + ", ".join(f"{k} {m:+.2f}" for k, m in beats.items())
               + f"; largest seed spread (std) {spread:.2f}: "
-              + ("beats them by more than the spread" if beats and min(beats.values()) > spread
+              + ("beats them by more than the spread" if min(beats.values()) > spread
                  else "NOT more than the spread"))
 
 
