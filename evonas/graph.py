@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
 
 import networkx as nx
 
@@ -137,7 +136,7 @@ def arch_hash(g: nx.DiGraph) -> str:
     commutative ops, in order for concat) and a backward digest (its label and its
     consumers' digests with the input slot). The hash digests the sorted multiset of
     (forward, backward) pairs, so relabelling nodes never changes it. Distinct graphs
-    could collide in principle; ``HashIndex`` confirms with an isomorphism check."""
+    could collide in principle; ``isomorphic`` confirms with an isomorphism check."""
     g = canonical(g)
     order = list(nx.topological_sort(g))
     labels = {n: _label(g, n) for n in g}
@@ -157,7 +156,9 @@ def arch_hash(g: nx.DiGraph) -> str:
     return _h(*sorted(fwd[n] + bwd[n] for n in g))[:16]
 
 
-def _matches(a: nx.DiGraph, b: nx.DiGraph) -> bool:
+def isomorphic(a: nx.DiGraph, b: nx.DiGraph) -> bool:
+    """Whether two DAGs are the same architecture: isomorphic with equal ops, and
+    equal input order where an op is not commutative (confirms an ``arch_hash`` match)."""
     a, b = canonical(a), canonical(b)
     for g in (a, b):
         for n in g:
@@ -166,26 +167,3 @@ def _matches(a: nx.DiGraph, b: nx.DiGraph) -> bool:
             d["_slot"] = 0 if OPS.get(g.nodes[w]["op"]).commutative else d.get("order", 0)
     return nx.is_isomorphic(a, b, node_match=lambda x, y: x["_label"] == y["_label"],
                             edge_match=lambda x, y: x["_slot"] == y["_slot"])
-
-
-class HashIndex:
-    """hash -> representative graphs; ``key(g)`` returns a stable key that is the
-    plain ``arch_hash`` unless a true collision (same hash, not isomorphic) was seen,
-    in which case later graphs get ``hash~k``."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, list[nx.DiGraph]] = {}
-
-    def key(self, g: nx.DiGraph) -> str:
-        h = arch_hash(g)
-        reps = self._seen.setdefault(h, [])
-        for i, rep in enumerate(reps):
-            if _matches(rep, g):
-                return h if i == 0 else f"{h}~{i}"
-        reps.append(g.copy())
-        return h if len(reps) == 1 else f"{h}~{len(reps) - 1}"
-
-
-def to_dict(g: nx.DiGraph) -> dict[str, Any]:
-    """JSON-able form (node-link) of a DAG."""
-    return nx.node_link_data(g, edges="edges")

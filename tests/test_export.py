@@ -14,7 +14,7 @@ from evonas.genome.tree import TreeGenome
 from evonas.report import export_best
 from evonas.store.lineage import LineageWriter
 from evonas.store.rundir import create_run_dir
-from evonas.store.weights import save_weights_file
+from evonas.tensor_io import save_weights_file
 
 SHAPE, CLASSES = (1, 8, 8), 10  # the bundled digits data set
 

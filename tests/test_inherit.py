@@ -12,7 +12,7 @@ from evonas.genome.tree import TreeGenome, TreeSpace
 from evonas.genome.tree_ops import EXACT
 from evonas.inherit import inherit
 from evonas.operators import operators
-from evonas.store.weights import WeightStore
+from evonas.tensor_io import load_weights_file, save_weights_file
 
 SHAPE = (3, 32, 32)
 TOL = 1e-5
@@ -158,24 +158,20 @@ def test_operator_without_rule_falls_back_to_shape_and_none_mode():
         inherit(parent, pstate, child, cmodel, "exactly")
 
 
-def test_weight_store_round_trip(tmp_path):
+def test_weights_file_round_trip(tmp_path):
     genome = TreeGenome.from_string("rep.add(conv1x1>leaf);head=8", SPACE)
     model = trainedish(build(genome, SHAPE, 10), seed=0)
-    store = WeightStore(tmp_path / "weights")
-    path = store.save(7, model.state_dict())
+    path = save_weights_file(tmp_path / "weights" / "7.safetensors", model.state_dict())
     assert path.name == "7.safetensors" and not list(path.parent.glob("*.tmp"))
-    loaded = store.load(7)
-    assert loaded.keys() == model.state_dict().keys()
+    loaded = load_weights_file(path)
+    assert loaded.keys() == model.state_dict().keys()  # BN statistics included
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
-    assert store.ids() == ["7"] and store.exists(7)
-    assert store.delete(7) and not store.exists(7) and not store.delete(7)
+    path.unlink()
     with pytest.raises(ConfigError):
-        store.load(7)
-    with pytest.raises(ConfigError):
-        store.path("../x")
+        load_weights_file(path)
     (tmp_path / "weights" / "8.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ConfigError):
-        store.load(8)
+        load_weights_file(tmp_path / "weights" / "8.safetensors")
 
 
 def _nb201(first_edge):

@@ -38,7 +38,7 @@ LAYERS: dict[int, set[str]] = {
     5: {"evaluate.pool", "evaluate.backends", "evaluate.workers", "evaluate.ray_backend",
         "evaluate.trial", "evaluate.table"},
     6: {"store", "store.journal", "store.lineage", "store.resume", "store.rundir",
-        "store.weights", "lineage"},
+        "lineage"},
     7: {"", "api", "checks", "progress", "catalog", "config", "reopen", "run", "train", "final", "summary", "report", "html_report", "compare",
         "plot", "draw", "export", "config_sections", "config_cli"},
 }

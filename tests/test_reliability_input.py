@@ -212,18 +212,18 @@ def test_planted_pickle_weights_are_never_executed(tmp_path):
     from evonas.evaluate.data import DataSpec
     from evonas.evaluate.train import TrainConfig, evaluate_job
     from evonas.genome.base import genome_from_dict
-    from evonas.store.weights import WeightStore
+    from evonas.tensor_io import load_weights_file
     marker = tmp_path / "PWNED"
     payload = pickle.dumps(Evil(marker))
-    store = WeightStore(tmp_path / "weights")
-    store.root.mkdir()
-    store.path(3).write_bytes(payload)
+    planted = tmp_path / "weights" / "3.safetensors"
+    planted.parent.mkdir()
+    planted.write_bytes(payload)
     with pytest.raises(ConfigError, match="safetensors"):
-        store.load(3)
+        load_weights_file(planted)
     torch.save({"x": Evil(marker)}, tmp_path / "w.pt")  # a torch-style pickle too
     g = genome_from_dict(GENOME)
     data = DataSpec("digits", seed=0, max_train=64).load()
-    for bad in (store.path(3), tmp_path / "w.pt"):
+    for bad in (planted, tmp_path / "w.pt"):
         job = Job(1, g, (0,), "edge_op", "exact", g, str(bad), None, seed=1)
         res = evaluate_job(job, data, TrainConfig(epochs=1, batch_size=32, threads=1))
         assert res.status == "failed" and ("parent weights" in res.reason or "Safetensor" in res.reason)

@@ -116,7 +116,7 @@ def test_parent_weights_of_another_shape_are_refused_naming_the_file():
 def test_export_best_checks_the_weights_file_and_never_leaves_best_without_them(tmp_path):
     from evonas.genome import GENOMES
     from evonas.report import export_best
-    from evonas.store.weights import save_weights_file
+    from evonas.tensor_io import save_weights_file
     cls = GENOMES.get("nb201")
     a, b = cls.sample(np.random.default_rng(0)), cls.sample(np.random.default_rng(1))
     junk = tmp_path / "junk.safetensors"
@@ -140,7 +140,7 @@ def digits_run(tmp_path_factory):
 @pytest.mark.parametrize("damage", ["bigger", "missing", "copied"])
 def test_damaged_parent_weights_stop_the_resume_naming_the_file(digits_run, tmp_path, capsys, damage):
     from safetensors import safe_open
-    from evonas.store.weights import load_weights_file, save_weights_file
+    from evonas.tensor_io import load_weights_file, save_weights_file
     d = tmp_path / "run"
     shutil.copytree(digits_run, d)
     files = sorted((d / "weights").glob("*.safetensors"))

@@ -64,7 +64,7 @@ def test_export_best(run, tmp_path):
 
     import torch
 
-    from evonas.store.weights import save_weights_file
+    from evonas.tensor_io import save_weights_file
     # a real safetensors file of this genome: export_best checks what it copies (issue 15)
     weights = save_weights_file(tmp_path / "w.safetensors", {"w": torch.zeros(3)},
                                 {"genome": json.dumps(g.to_dict())})

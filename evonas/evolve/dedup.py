@@ -13,14 +13,14 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from ..genome.base import Genome
-from ..graph import _matches
+from ..graph import isomorphic
 
 DEDUP = ("reuse", "resample", "off")  # what the engine does with a duplicate child
 
 
 @lru_cache(maxsize=200_000)
 def _same(cls: type, space: Any, a: str, b: str) -> bool:
-    return _matches(cls.from_string(a, space).hash_graph(), cls.from_string(b, space).hash_graph())
+    return isomorphic(cls.from_string(a, space).hash_graph(), cls.from_string(b, space).hash_graph())
 
 
 class HashCache:

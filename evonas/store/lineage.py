@@ -208,8 +208,7 @@ class SyncedAppend:
 class LineageWriter(SyncedAppend):
     """Append-only lineage CSV. ``extra_columns``: metric columns after the fixed
     ones (float). On an existing file they must match its header; None adopts the
-    file's. ``ids`` holds the ids already in the file; ``next_birth`` is one past
-    the largest birth recorded (0 for a new file)."""
+    file's. ``ids`` holds the ids already in the file."""
 
     def __init__(self, path: str | Path, extra_columns: Sequence[str] | None = None):
         self.path = Path(path)
@@ -235,8 +234,6 @@ class LineageWriter(SyncedAppend):
                 os.fsync(fh.fileno())
         self.extra_columns = tuple(header[len(COLUMNS):])
         self.ids = {int(r[0]) for r in rows}
-        births = [int(r[COLUMNS.index("birth")]) for r in rows]
-        self.next_birth = max(births) + 1 if births else 0
         self.repaired_bytes = len(data) - good_end if data else 0
         self._fh = open(self.path, "a", newline="", encoding="utf-8")
         self._unsynced = False
@@ -260,7 +257,6 @@ class LineageWriter(SyncedAppend):
         if sync:
             self.sync()
         self.ids.add(rid)
-        self.next_birth = max(self.next_birth, int(record["birth"]) + 1)
         return True
 
     __call__ = write  # usable directly as the engine's on_record callback

@@ -11,7 +11,7 @@ Layout::
     state.json      a small summary (counters, best; its size does not grow with the
                     run), rewritten atomically at most once a second; never needed
                     to resume
-    weights/        <id>.safetensors of the living population (``store.weights``)
+    weights/        <id>.safetensors of the living population (``tensor_io``, written by the trials)
     best/           genome.json, weights.safetensors, arch.dot, arch.png
 
 Guarantees: every JSON file is replaced atomically (``io.atomic_path``: tmp file
@@ -20,7 +20,7 @@ at any instant leaves either the old or the new version. ``create_run_dir`` buil
 the directory under a temporary sibling name and renames it into place, so a
 failure leaves nothing half-written. ``resumable`` (and ``reopen.open_for_resume``
 above it) runs every check before anything is touched. Only JSON is ever loaded from here (and safetensors, by
-``store.weights``): no pickle, and no module or function named in a run
+``tensor_io``): no pickle, and no module or function named in a run
 directory is imported unless the user names it again on the command line.
 
 Locking: ``RunLock`` holds an exclusive ``fcntl.flock`` on the directory for the
@@ -85,10 +85,6 @@ class RunPaths:
     @property
     def best(self) -> Path:
         return self.root / BEST
-
-    def weights_for(self, individual_id: int) -> Path:
-        """Where the trained weights of one living individual are kept."""
-        return self.weights / f"{int(individual_id)}.safetensors"
 
 
 # --- the lock -----------------------------------------------------------------------------
