@@ -49,12 +49,11 @@ from ..evaluate.base import INHERIT, Evaluator, Job, Result
 from ..genome.base import GENOMES, space_to_dict
 from .base import STRATEGIES, Proposal
 from .dedup import DEDUP, HashCache, Twins
-from .journal import JOURNAL_VERSION, done_event, mismatch, replay_one
+from .journal import JOURNAL_VERSION, done_event, mismatch, result_of
 from .record import Outcome, RecordSink
 from .release import Release
 from .toolbox import Member, Variation, individual_class, statistics, tools
 from .weights_refs import WeightRefs, remove
-
 
 
 class Search:
@@ -380,10 +379,35 @@ class Search:
         self._replaying, self.record.skip = True, set(written)
         try:
             for i, ev in enumerate(events):
-                replay_one(self, i, ev)
+                self._replay_one(i, ev)
         finally:
             self._replaying, self.record.skip = False, set()
         self._unsent = sorted((job for _, job in self.inflight.values() if job is not None), key=lambda j: j.id)
+
+    def _replay_one(self, i: int, ev: dict) -> None:
+        if not isinstance(ev, dict) or not isinstance(ev.get("t"), (int, float)):
+            raise ConfigError("journal", f"event {i}", ev, "not a journal event")
+        self._event_t = float(ev["t"])
+        self.elapsed = max(self.elapsed, self._event_t)
+        kind = ev.get("e")
+        if kind == "search":
+            for k, v in self._identity().items():
+                if ev.get(k) != v:
+                    raise ConfigError("journal", k, ev.get(k), f"the journal's run has this, this search {v!r}")
+            self.events += 1
+        elif kind == "child":
+            self._child(expect=ev)
+        elif kind == "done":
+            entry = self.inflight.get(ev.get("id"))
+            if entry is None or entry[1] is None:
+                raise mismatch(ev, f"job {ev.get('id')} is not in flight here")
+            self._finish(result_of(ev, entry[1]), replayed=ev)
+        elif kind in ("run", "stop"):
+            self.events += 1
+        elif kind == "log":
+            pass  # the replayed "done" before it logged the same record again
+        else:
+            raise ConfigError("journal", f"event {i}", kind, "unknown event kind")
 
     def _identity(self) -> dict:
         return {"genome_type": self.genome_type, "space": space_to_dict(self.space),
