@@ -91,9 +91,12 @@ def listing() -> str:
         for name in operators(g).names():
             op = operators(g).get(name)
             lines.append(f"    {name:<20} {op.kind}, weight {op.weight:g}: {_first_sentence(op.fn.__doc__ or '')}")
-    lines.append("backends (--backend):")
+    lines.append("backends (--backend; defaults of their options, set with --backend.NAME.KEY VALUE or "
+                 "--backend-arg KEY=VALUE):")
     for name in reg["backends"].names():
-        lines.append(f"  {name:<18} {one_line(reg['backends'].get(name), reg['backends'])}")
+        cls = reg["backends"].get(name)
+        lines.append(f"  {name:<18} {one_line(cls, reg['backends'])}")
+        lines.append(f"  {'':<18} {_keywords(cls.open, ('cls', 'data', 'cfg', 'slots'))}")
     lines.append("surrogates (--surrogate; pre-screen the children of --strategy):")
     for name in reg["surrogates"].names():
         cls = reg["surrogates"].get(name)

@@ -39,6 +39,18 @@ def check_strategy_args(cfg: Config, cls, space, seeds) -> None:
         raise ConfigError("config", where, dict(cfg.strategy_args), f"{type(e).__name__}: {e}") from None
 
 
+def check_backend_args(cfg: Config) -> None:
+    """``backend.<name>`` (``--backend-arg``, ``--backend.NAME.KEY``): each key an
+    option of the backend (a keyword of its ``open``); the values are checked by
+    its ``placement``, which ``run._plan`` calls next."""
+    from .config_sections import parameters
+    known = parameters("backend", cfg.backend) or []
+    for key, value in cfg.backend_args.items():
+        if key not in known:
+            raise ConfigError("config", f"backend.{cfg.backend}.{key}", value, f"not an option of backend "
+                              f"{cfg.backend} (its options: {', '.join(known) or 'none'})")
+
+
 def check_finite(cfg: Config) -> None:
     """inf and NaN pass every ``>= 0`` rule (``--time-budget 1e999``, ``--lr inf``);
     no setting is meaningful with one."""

@@ -18,7 +18,7 @@ import pandas as pd
 from .lineage import load_lineage
 
 IGNORED = ("seed", "name", "run_dir", "devices", "workers", "trials_per_device", "backend",
-           "ray_address", "data_root", "benchmark_table", "time_budget", "trial_timeout")
+           "backend_args", "ray_address", "data_root", "benchmark_table", "time_budget", "trial_timeout")
 
 
 def config_key(cfg: dict) -> str:

@@ -19,9 +19,9 @@ fields take lists of strings (stored as tuples, so a Config is immutable),
 ``max_params``, ``max_macs`` and ``trial_timeout``; ``workers = 0`` means auto.
 
 Every field names its section in its metadata (search, train, data, final,
-execution, table, output; ``strategy_args`` and ``space`` are the registered
-sections ``strategy.<name>`` and ``genome.<name>`` of the chosen strategy and
-genome). The dataclass stays flat because the engine and the store read
+execution, table, output; ``strategy_args``, ``space`` and ``backend_args`` are
+the registered sections ``strategy.<name>``, ``genome.<name>`` and
+``backend.<name>`` of the chosen strategy, genome and backend). The dataclass stays flat because the engine and the store read
 attributes; the sections exist in files, ``--help`` and error messages.
 
 Resume: ``diff`` lists the keys (``section.key``) two configs disagree on. ``RESUMABLE`` are the
@@ -50,7 +50,7 @@ RESULT_ORDERS = ("completion", "submission")
 # and memory_format go with the hardware: under "auto", moving from CPU to a GPU
 # changes them anyway.
 RESUMABLE = frozenset({"evaluations", "max_duplicates", "time_budget", "final_top", "final_epochs", "devices", "workers",
-                       "trials_per_device", "backend", "ray_address", "trial_timeout",
+                       "trials_per_device", "backend", "backend_args", "ray_address", "trial_timeout",
                        "data_root", "precision", "memory_format"})
 
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -142,7 +142,10 @@ class Config:
     workers: int = _f("execution", 0, "worker processes (0 = auto: CPU cores on CPU, devices x trials-per-device on GPU)")
     trials_per_device: int = _f("execution", 1, "concurrent trials per GPU (>= 1)")
     backend: str = _f("execution", "local", "execution backend")
-    ray_address: str = _f("execution", "", "Ray cluster address ('' = start a local Ray)")
+    backend_args: dict = _f("backend", {}, "an option of --backend, KEY=VALUE (VALUE parsed as JSON) or a JSON "
+                            "object, repeatable (local: max_retries; ray: address ('' = start a local Ray), "
+                            "max_retries, startup_timeout_s; --list shows every backend's options)",
+                            flag="--backend-arg", metavar="KEY=VALUE")
     # table evaluator (benchmark lookups instead of training)
     benchmark_table: str = _f("table", "", "CSV lookup table (e.g. NAS-Bench-201); '' = train for real")
     fitness_column: str = _f("table", "c10_val_12", "table column used as fitness")

@@ -2,12 +2,14 @@
 in ``--help``, and the dotted flags of the registered sections.
 
 ``--strategy.NAME.KEY VALUE`` sets a parameter of strategy NAME (``strategy.NAME``
-in a config file), ``--genome.NAME.KEY VALUE`` a Space field of genome NAME; one
-flag per parameter of every registered strategy and genome, read from the
-registries when the parser is built. Plug-ins load after that (``--plugin`` is
-itself a flag), so a plug-in strategy has no dotted flags: its parameters are
-set with ``--strategy-arg`` or in the config file. A dotted flag for a strategy
-or genome that is not the run's exits 2 (``Config.updated(others="refuse")``).
+in a config file), ``--genome.NAME.KEY VALUE`` a Space field of genome NAME,
+``--backend.NAME.KEY VALUE`` an option of backend NAME; one flag per parameter of
+every registered entry, read from the registries when the parser is built. The
+CLI loads the ``--plugin`` modules named on the command line first
+(``run.preload_plugins``), so their entries have dotted flags too; a plug-in named
+only in a config file has none (set its parameters in the file, or with
+``--strategy-arg`` / ``--space`` / ``--backend-arg``). A dotted flag for an entry
+that is not the run's exits 2 (``Config.updated(others="refuse")``).
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ GROUPS = {
                  "also the --strategy.NAME.KEY flags below"),
     "genome": ("genome.<name>", "space fields of the chosen --genome (file: genome: {NAME: {...}}); "
                "also the --genome.NAME.KEY flags below"),
+    "backend": ("backend.<name>", "options of the chosen --backend (file: backend: {NAME: {...}}); "
+                "also the --backend.NAME.KEY flags below"),
     "train": ("train", "training of each evaluated network (file section 'train')"),
     "data": ("data", "the data set (file section 'data')"),
     "final": ("final", "the final stage: retraining the best from scratch (file section 'final')"),
@@ -114,32 +118,20 @@ def _space_item(text: str) -> dict[str, Any]:
 
 
 def add_dotted_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--strategy.NAME.KEY`` / ``--genome.NAME.KEY`` for every registered strategy
-    and genome (VALUE parsed as JSON, else a string), one help group per entry,
-    each flag's help stating the entry's default."""
-    import inspect
-
-    from .config_sections import _registry
-    for section in REGISTERED:
-        reg = _registry(section)
-        for name in reg.names():
-            keys = parameters(section, name) or []
-            if not keys:
+    """``--strategy.NAME.KEY`` / ``--genome.NAME.KEY`` / ``--backend.NAME.KEY`` for
+    every registered strategy, genome and backend (VALUE parsed as JSON, else a
+    string), one help group per entry, each flag's help stating the entry's default."""
+    from .config_sections import _NO_DEFAULT, WHAT, _registry, defaults
+    for section, field in REGISTERED.items():
+        for name in _registry(section).names():
+            found = defaults(section, name) or {}
+            if not found:
                 continue
-            cls = reg.get(name)
-            if section == "strategy":
-                sig = inspect.signature(cls.__init__).parameters
-                defaults = {k: sig[k].default for k in keys if sig[k].default is not inspect.Parameter.empty}
-            else:
-                space = cls.Space()
-                defaults = {k: _jsonable(getattr(space, k)) for k in keys}
-            what = "parameters of strategy" if section == "strategy" else "space fields of genome"
-            other = "strategy-arg" if section == "strategy" else "space"
-            group = parser.add_argument_group(f"{section}.{name}", f"{what} {name}; only with --{section} "
-                                              f"{name} (a plug-in's have no such flags: use the config file "
-                                              f"or --{other})")
-            for key in keys:
-                shown = f" (default: {_shown(defaults[key])})" if key in defaults else ""
+            flag = next(f for f in dataclasses.fields(Config) if f.name == field).metadata["flag"] or f"--{field}"
+            group = parser.add_argument_group(f"{section}.{name}", f"{WHAT[section].replace(' of ', 's of ')} {name}; only with "
+                                              f"--{section} {name} (also {flag} KEY=VALUE)")
+            for key, default in found.items():
+                shown = "" if default is _NO_DEFAULT else f" (default: {_shown(_jsonable(default))})"
                 group.add_argument(f"--{section}.{name}.{key}", dest=f"{section}.{name}.{key}", default=None,
                                    type=_json_value, metavar="VALUE", help=f"{section}.{name}.{key}{shown}")
     return parser

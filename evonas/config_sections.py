@@ -6,17 +6,18 @@ A config file (and ``config.json``) groups the keys of ``Config`` by section::
     train: {epochs: 3}
     strategy: {es: {lam: 8}}         # strategy.<name>: that strategy's constructor parameters
     genome: {tree: {channels: 16}}   # genome.<name>: that genome's Space fields
+    backend: {ray: {address: "head:6379"}}  # backend.<name>: that backend's options
 
-Each ``Config`` field names its section in its metadata (``section``); the two
+Each ``Config`` field names its section in its metadata (``section``); the three
 dict fields are the registered sections of the chosen entry: ``strategy_args``
-is ``strategy.<chosen strategy>``, ``space`` is ``genome.<chosen genome>``.
-Flat keys (every config.json written before sections, and users' flat files)
-stay accepted, also mixed with sections.
+is ``strategy.<chosen strategy>``, ``space`` is ``genome.<chosen genome>``,
+``backend_args`` is ``backend.<chosen backend>``. Flat keys (every config.json
+written before sections, and users' flat files) stay accepted, also mixed with
+sections; so does the old ``ray_address`` key, read as ``backend.ray.address``.
 
 ``canonical`` turns either form into one flat mapping: field -> value, plus a
-key ``strategy.<name>`` / ``genome.<name>`` per registered sub-section (a top-level
-``strategy`` that is a string is the field, one that is a mapping is the
-section). ``Config.updated`` then applies the chosen entry's sub-section and
+key ``<section>.<name>`` per registered sub-section (a top-level ``strategy``
+that is a string is the field, one that is a mapping is the section). ``Config.updated`` then applies the chosen entry's sub-section and
 checks the others' keys against their registries without applying them: a
 typo in a section for another strategy is still caught.
 """
@@ -29,7 +30,12 @@ from typing import Any, Iterable, Mapping
 from .errors import ConfigError
 
 SECTIONS = ("search", "train", "data", "final", "execution", "table", "output")
-REGISTERED = {"strategy": "strategy_args", "genome": "space"}  # section -> the field holding the chosen one's
+# section -> the field holding the chosen entry's parameters (the field named as the
+# section holds the chosen entry's name)
+REGISTERED = {"strategy": "strategy_args", "genome": "space", "backend": "backend_args"}
+LEGACY = {"ray_address": ("backend.ray", "address")}  # a key before sections -> its sub-section and key
+# the backends' ``open``/``placement`` arguments that are not options
+BACKEND_POSITIONAL = ("self", "cls", "data", "cfg", "slots", "devices", "workers", "trials_per_device")
 
 # strategy constructor keywords set by their own flags (or by the engine), never by
 # --strategy-arg / strategy.<name>: flag that sets it ('' = none)
@@ -83,6 +89,9 @@ def canonical(data: Mapping[str, Any], where: str, homes: Mapping[str, str]) -> 
                 raise ConfigError(where, key, value, "a section must be a mapping of keys to values")
             for k, v in value.items():
                 k = str(k)
+                if k in LEGACY:
+                    _put_legacy(out, where, k, v)
+                    continue
                 home = homes.get(k)
                 if home is None:
                     held = ", ".join(f for f, s in homes.items() if s == key)
@@ -98,9 +107,11 @@ def canonical(data: Mapping[str, Any], where: str, homes: Mapping[str, str]) -> 
             _put_named(out, where, key, value)
         elif key in homes:
             put(key, value, key)
+        elif key in LEGACY:
+            _put_legacy(out, where, key, value)
         elif isinstance(value, Mapping):
             raise ConfigError(where, key, value, f"unknown section (sections: {', '.join(SECTIONS)}, "
-                              "strategy.<name>, genome.<name>)")
+                              f"{', '.join(s + '.<name>' for s in REGISTERED)})")
         else:
             raise ConfigError(where, key, value, f"unknown key (known: {', '.join(homes)})")
     return out
@@ -112,6 +123,14 @@ def _put_named(out: dict, where: str, key: str, params: Any) -> None:
     if not all(isinstance(k, str) for k in params):
         raise ConfigError(where, key, dict(params), "keys must be strings")
     out[key] = {**out.get(key, {}), **params}
+
+
+def _put_legacy(out: dict, where: str, key: str, value: Any) -> None:
+    """An old flat key (``ray_address``): into its sub-section; '' (its old default) is no setting."""
+    if value in ("", None):
+        return
+    named_key, param = LEGACY[key]
+    _put_named(out, where, named_key, {param: value})
 
 
 def merge(*sources: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,17 +150,32 @@ def named(data: Mapping[str, Any], section: str) -> dict[str, dict]:
 
 def parameters(section: str, name: str) -> list[str] | None:
     """The keys ``section.<name>`` takes (a strategy's constructor keywords minus
-    the reserved ones; a genome's Space fields); None when ``name`` is not
-    registered (yet: a plug-in registers its entries only when loaded)."""
+    the reserved ones; a genome's Space fields; a backend's ``open`` options);
+    None when ``name`` is not registered (yet: a plug-in registers its entries
+    only when loaded)."""
+    found = defaults(section, name)
+    return None if found is None else list(found)
+
+
+_NO_DEFAULT = object()
+
+
+def defaults(section: str, name: str) -> dict[str, Any] | None:
+    """``parameters`` with each key's default (``_NO_DEFAULT`` when it has none)."""
     import dataclasses
     import inspect
     reg = _registry(section)
     if name not in reg:
         return None
-    if section == "strategy":
-        params = inspect.signature(reg.get(name).__init__).parameters
-        return [p for p in params if p != "self" and p not in RESERVED]
-    return [f.name for f in dataclasses.fields(reg.get(name).Space)]
+    if section == "genome":
+        space = reg.get(name).Space()
+        return {f.name: getattr(space, f.name) for f in dataclasses.fields(space)}
+    fn, skip = ((reg.get(name).__init__, RESERVED) if section == "strategy" else
+                (reg.get(name).open, BACKEND_POSITIONAL))
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: _NO_DEFAULT if p.default is inspect.Parameter.empty else p.default
+            for p in params if p.name not in skip and p.name != "self"
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
 def _registry(section: str):
@@ -149,8 +183,15 @@ def _registry(section: str):
         from . import evolve  # noqa: F401  (registers the built-in strategies)
         from .evolve.base import STRATEGIES
         return STRATEGIES
+    if section == "backend":
+        from .evaluate.backends import BACKENDS  # importing it registers the built-in backends
+        return BACKENDS
     from .genome import GENOMES
     return GENOMES
+
+
+WHAT = {"strategy": "parameter of strategy", "genome": "space field of genome", "backend": "option of backend"}
+ARTICLE = {"strategy": "a", "genome": "a", "backend": "an"}
 
 
 def check_other(section: str, name: str, params: Mapping[str, Any], where: str, plugins: Iterable[str]) -> None:
@@ -164,9 +205,9 @@ def check_other(section: str, name: str, params: Mapping[str, Any], where: str, 
                           f"unknown {section} (known: {', '.join(_registry(section).names())})")
     for key, value in params.items():
         if key not in known:
-            what = "parameter of strategy" if section == "strategy" else "space field of genome"
+            what = WHAT[section]
             raise ConfigError(where, f"{section}.{name}.{key}", value,
-                              f"not a {what} {name} (its keys: {', '.join(known) or 'none'})")
+                              f"not {ARTICLE[section]} {what} {name} (its keys: {', '.join(known) or 'none'})")
 
 
 def flat_view(raw: Any) -> Any:
@@ -178,7 +219,9 @@ def flat_view(raw: Any) -> Any:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if key in SECTIONS and isinstance(value, Mapping):
-            out.update(value)
+            out.update({k: v for k, v in value.items() if k not in LEGACY})
+        elif key in LEGACY:
+            continue
         elif key not in REGISTERED or not isinstance(value, Mapping):
             out.setdefault(key, value)
     for section, field in REGISTERED.items():
@@ -186,10 +229,15 @@ def flat_view(raw: Any) -> Any:
         if isinstance(subs, Mapping):
             chosen = subs.get(out.get(section))
             out[field] = {**out.get(field, {}), **chosen} if isinstance(chosen, Mapping) else out.get(field, {})
+    ex = raw.get("execution")
+    legacy = raw.get("ray_address") or (ex.get("ray_address") if isinstance(ex, Mapping) else None)
+    if legacy and out.get("backend") == "ray":  # an old run directory's key, as the new one reads it
+        out["backend_args"] = {"address": legacy, **out.get("backend_args", {})}
     return out
 
 
 def field_of(dotted: str) -> str:
-    """``search.population`` -> ``population``; ``strategy.es.lam`` -> ``strategy_args``."""
+    """``search.population`` -> ``population``; ``strategy.es.lam`` -> ``strategy_args``;
+    ``backend.ray.address`` -> ``backend_args``."""
     head, _, rest = dotted.partition(".")
     return REGISTERED.get(head) or rest or head

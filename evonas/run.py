@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 from .config import Config, check_names
 from .config_cli import add_arguments, add_dotted_arguments, overrides_from_args
 from .errors import ConfigError, cli_exit_code
-from .checks import check_finite, check_space, check_strategy_args
+from .checks import check_backend_args, check_finite, check_space, check_strategy_args
 from .progress import Progress
 
 EPILOG = """examples:
@@ -76,8 +76,26 @@ class Plan:
     table: Any = None  # the TableEvaluator, loaded (and so checked) by _plan
 
 
+def preload_plugins(argv: Sequence[str]) -> list[str]:
+    """Load the ``--plugin`` modules named in ``argv`` before the parser is built, so
+    that their strategies, genomes and backends get ``--SECTION.NAME.KEY`` flags
+    (and ``--help`` shows them). Loading again later is a no-op."""
+    from .catalog import registries
+    from .plugins import load_plugin
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    specs = pre.parse_known_args(list(argv))[0].plugin
+    for spec in specs:
+        load_plugin(spec, also=registries())
+    return specs
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from . import stops
+    given = sys.argv[1:] if argv is None else list(argv)
+    code = cli_exit_code(lambda: preload_plugins(given) and 0)  # a bad plug-in: one line, exit 2
+    if code:
+        return code
     args = parser().parse_args(argv)  # argparse itself exits 2 on malformed flags
     restore = stops.install()
     try:
@@ -190,6 +208,7 @@ def _plan(cfg: Config) -> Plan:
             raise ConfigError("config", "seed_genomes", f, f"is a {g.type_name} genome of space {g.space}, "
                               f"the run searches {cfg.genome} in {space}")
     check_strategy_args(cfg, cls, space, seeds)
+    check_backend_args(cfg)
     if cfg.benchmark_table:
         from .evaluate.table import TableEvaluator, nb201_setting
         # loading checks the file and columns; --workers N keeps N lookups in flight (the
@@ -203,7 +222,7 @@ def _plan(cfg: Config) -> Plan:
     data = DataSpec(cfg.dataset, cfg.data_root, cfg.seed, cfg.val_fraction)
     data.load()  # a missing file, bad npz or offline download fails here, before any write
     from .evaluate.backends import backend  # each backend places its own slots (Ray: the cluster's)
-    slots = backend(cfg.backend).placement(cfg.devices, cfg.workers, cfg.trials_per_device, cfg.ray_address)
+    slots = backend(cfg.backend).placement(cfg.devices, cfg.workers, cfg.trials_per_device, **cfg.backend_args)
     return Plan(cfg, plugins, cls, space, seeds, data, slots, ())
 
 
@@ -222,7 +241,7 @@ def _evaluator(plan: Plan, **train):
         settings["timeout_s"] *= max(1.0, train["epochs"] / cfg.epochs)
     tc = TrainConfig(**{**settings, **train})
     from .evaluate.backends import backend
-    return backend(cfg.backend).open(plan.data, tc, plan.slots, cfg.ray_address)
+    return backend(cfg.backend).open(plan.data, tc, plan.slots, **cfg.backend_args)
 
 
 def engine_settings(cfg: Config) -> dict:

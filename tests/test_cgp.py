@@ -10,8 +10,8 @@ import torch
 from evonas.compile import compile_graph, cost
 from evonas.errors import GenomeError
 from evonas.genome import load_genome
-from evonas.genome.cgp import (PAPER_RES_SPACE, PAPER_SPACE, PRESETS, CGPGenome, CGPSpace,
-                               mut_forced, mut_neutral, mut_point)
+from evonas.genome.cgp import PAPER_RES_SPACE, PAPER_SPACE, PRESETS, CGPGenome, CGPSpace
+from evonas.genome.cgp_ops import mut_forced, mut_neutral, mut_point
 from evonas.graph import arch_hash, validate
 from evonas.operators import mutations
 

@@ -97,7 +97,7 @@ def test_dump_is_sectioned_and_load_reads_both(tmp_path):
     c = Config(strategy="es", strategy_args={"lam": 4}, genome="nb201", space={"C": 8}, epochs=2)
     c.dump(tmp_path / "config.json")
     raw = json.loads((tmp_path / "config.json").read_text())
-    assert list(raw) == [*SECTIONS, "strategy", "genome"]
+    assert list(raw) == [*SECTIONS, "strategy", "genome", "backend"]
     assert raw["strategy"] == {"es": {"lam": 4}} and raw["genome"] == {"nb201": {"C": 8}}  # the chosen only
     assert raw["search"]["population"] == 100 and raw["train"]["epochs"] == 2 and raw["output"]["name"] == ""
     assert Config.load(tmp_path / "config.json") == c
@@ -202,3 +202,56 @@ def test_api_search_takes_the_config_defaults():
     sig = inspect.signature(evonas.search).parameters
     for name, value in Config().__dict__.items():
         assert sig[name].default == (None if name == "run_dir" else value), name
+
+
+# --- backend.<name>: the backends' options (issue 13 item 5) ------------------------------------
+def test_backend_section_from_a_file_flags_and_the_old_ray_address(tmp_path):
+    f = write(tmp_path, "c.yaml", "execution: {backend: ray}\nbackend: {ray: {address: 'head:6379'}, "
+                                  "local: {max_retries: 3}}\n")
+    c = Config.from_sources(f)
+    assert c.backend_args == {"address": "head:6379"}  # the other backend's section: checked, not applied
+    assert c.to_sections()["backend"] == {"ray": {"address": "head:6379"}}
+    assert Config.from_sources(f, parse("--backend", "local")).backend_args == {"max_retries": 3}
+    assert parse("--backend.ray.max_retries", "4") == {"backend.ray": {"max_retries": 4}}
+    # every run directory before sections stored a flat ray_address (default '')
+    old = Config.from_dict({"backend": "ray", "ray_address": "10.0.0.1:6379"})
+    assert old.backend_args == {"address": "10.0.0.1:6379"}
+    assert Config.from_dict({"backend": "local", "ray_address": ""}).backend_args == {}
+    assert Config.from_dict({"execution": {"backend": "ray", "ray_address": "h:1"}}).backend_args == {"address": "h:1"}
+    assert flat_view({"backend": "ray", "ray_address": "h:1"})["backend_args"] == {"address": "h:1"}
+    with pytest.raises(ConfigError, match=r"backend\.ray\.port.*not an option of backend ray"):
+        Config.from_dict({"backend": {"ray": {"port": 1}}})
+
+
+def test_every_backend_option_has_a_dotted_flag():
+    from evonas.config_sections import parameters
+    from evonas.evaluate.backends import BACKENDS
+    from evonas.run import parser
+    flags = {o for a in parser()._actions for o in a.option_strings}
+    for name in BACKENDS.names():
+        for key in parameters("backend", name):
+            assert f"--backend.{name}.{key}" in flags
+    assert parameters("backend", "ray") == ["address", "max_retries", "startup_timeout_s"]
+    assert parameters("backend", "local") == ["max_retries"]
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--backend.local.max_retries", "11"], "backend.local"),
+    (["--backend-arg", "colour=1"], "backend.local.colour"),
+    (["--backend", "ray", "--backend.ray.startup_timeout_s", "-1"], "backend.ray"),
+])
+def test_bad_backend_options_exit_2_and_write_nothing(tmp_path, capsys, flags, named):
+    from evonas.run import main
+    run = tmp_path / "run"
+    assert main(["--evaluations", "1", "--run-dir", str(run), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1 and not run.exists()
+
+
+def test_backend_options_may_change_on_resume(nb201_table, tmp_path):
+    from evonas.reopen import open_for_resume
+    from evonas.run import main
+    run = tmp_path / "run"
+    assert main(_table_argv(nb201_table, run, 4)) == 0
+    cfg, _ = open_for_resume(run, parse("--backend.local.max_retries", "5"))
+    assert cfg.backend_args == {"max_retries": 5}

@@ -1,5 +1,6 @@
 """The engine's parts, each on its own: weights by reference count, ordered
-release, twins, the record sink's schema, and the journal file."""
+release, twins and the duplicate look-up, the budgets, the standing (best, Pareto
+front, logbook), the record sink's schema, and the journal file."""
 import json
 
 import numpy as np
@@ -7,10 +8,13 @@ import pytest
 
 from evonas.errors import ConfigError
 from evonas.evaluate.base import Result
-from evonas.evolve.dedup import HashCache, Twins
+from evonas.evolve.budget import Budget
+from evonas.evolve.dedup import HashCache, Twins, look_up
+from evonas.evolve.base import Proposal
+from evonas.evolve.standing import Standing
 from evonas.evolve.record import COLUMNS, KINDS, SCHEMA, Outcome, RecordSink, build_row
 from evonas.evolve.release import Release
-from evonas.evolve.toolbox import creator
+from evonas.evolve.toolbox import creator, individual_class
 from evonas.evolve.weights_refs import WeightRefs
 from evonas.genome.nb201 import NB201Genome
 from evonas.store.journal import Journal, encode, read_events, read_logbook
@@ -121,3 +125,65 @@ def test_journal_appends_and_repairs_a_torn_tail(tmp_path):
     with pytest.raises(TypeError):
         encode({"e": "x", "obj": object()})
     assert json.loads(encode({"e": "x", "a": np.arange(2)})) == {"e": "x", "a": [0, 1]}
+
+
+def test_budget_names_the_limit_spent_and_counts_duplicates_only_when_asked():
+    b = Budget(max_evaluations=10, max_seconds=None)
+    assert b.max_duplicates == 10 * 10 + 100  # the default keeps an all-duplicates search finite
+    assert b.spent(9, 50) == "" and b.spent(10, 0) == "max_evaluations" and b.spent(0, 200) == "max_duplicates"
+    paid = Budget(max_evaluations=10, max_seconds=None, count_duplicates=True)
+    assert paid.counted(6, 4) == 10 and paid.spent(6, 4) == "max_evaluations"
+    timed = Budget(max_evaluations=None, max_seconds=5.0)
+    assert timed.max_duplicates is None and timed.spent(10**6, 10**6) == ""
+    assert timed.seconds_left(2.0) == 3.0 and timed.seconds_left(7.0) == 0.0 and b.seconds_left(1e9) is None
+    with pytest.raises(ConfigError, match="budget"):
+        Budget(max_evaluations=None, max_seconds=None)
+    for bad in (-1, float("inf"), True, "3"):
+        with pytest.raises(ConfigError, match="max_evaluations"):
+            Budget(max_evaluations=bad)
+
+
+def _scored(cls, mid, genome, *values):
+    m = cls(mid, genome, arch_hash=genome.arch_hash())
+    m.fitness.values = values
+    return m
+
+
+def test_standing_keeps_the_first_best_and_logs_every_k_births():
+    one = individual_class(False)
+    st = Standing(pareto=False, log_every=2)
+    other = NB201Genome(("skip_connect",) * 6)
+    a, b, c = _scored(one, 0, G, 50.0), _scored(one, 1, other, 50.0), _scored(one, 2, other, 60.0)
+    assert st.best() is None and st.best_dict() is None and st.update(a) is None
+    assert st.update(b) is None and st.best().id == 0  # a tie keeps the first found
+    assert st.update(c) == 0 and st.is_best(2) and not st.is_best(0)  # 0 was replaced
+    assert st.best_dict(weights=True) == {"id": 2, "genome": other.to_string(), "fitness": 60.0, "weights": None}
+    assert st.log(1, [a, b]) is None and st.log(2, []) is None
+    rec = st.log(2, [a, c])
+    assert rec == {"birth": 2, "avg": 55.0, "std": 5.0, "min": 50.0, "max": 60.0} and len(st.logbook) == 1
+
+
+def test_standing_pareto_front_has_one_entry_per_network():
+    two = individual_class(True)
+    st = Standing(pareto=True)
+    cheap, big = NB201Genome(("skip_connect",) * 6), G
+    for m in (_scored(two, 0, big, 90.0, 1000.0), _scored(two, 1, cheap, 80.0, 10.0),
+              _scored(two, 2, cheap, 80.0, 10.0)):  # 2: the same network again
+        st.update(m)
+    assert sorted((e["id"], e["params"]) for e in st.front("params")) == [(0, 1000.0), (1, 10.0)]
+
+
+def test_look_up_reuses_resamples_or_trains_again():
+    cache = HashCache()
+    cache.put(G.arch_hash(), G, {"id": 0, "fitness": 1.0})
+    fresh = NB201Genome(("skip_connect",) * 6)
+    dup = Proposal(G)
+    assert look_up(dup, cache, "reuse", None, 5)[2]["id"] == 0
+    assert look_up(dup, cache, "off", None, 5)[2] is None
+    assert look_up(Proposal(G, neutral=True), cache, "off", None, 5)[2]["id"] == 0  # ES drift: always reused
+    asked = []
+    prop, h, hit = look_up(dup, cache, "resample", lambda p: asked.append(p) or Proposal(fresh), 5)
+    assert prop.genome == fresh and h == fresh.arch_hash() and hit is None and len(asked) == 1
+    prop, _, hit = look_up(dup, cache, "resample", lambda p: p, 3)  # only duplicates: give up after 3
+    assert prop is dup and hit["id"] == 0
+    assert look_up(dup, cache, "resample", lambda p: None, 3)[2]["id"] == 0  # the strategy has none

@@ -204,8 +204,8 @@ def test_seconds_budget_cancels_in_flight():
     assert set(out["cancelled"]) <= set(s.inflight)  # still in flight here: a later run() re-runs them
     sent = []
     ev.submit = (lambda f: lambda job: (sent.append(job.id), f(job)))(ev.submit)
-    s.max_seconds = None
-    s.max_evaluations = s.trained + 4
+    s.budget.max_seconds = None
+    s.budget.max_evaluations = s.trained + 4
     s.run()
     assert set(out["cancelled"]) & set(s.inflight) == set() and set(sent) >= {
         i for i in out["cancelled"] if i not in s.twins.training.values()}
@@ -270,7 +270,7 @@ def test_replay_rebuilds_the_strategy_state_without_state_dicts():
     assert again.rng.bit_generator.state == full.rng.bit_generator.state
     assert (again.births, again.trained, again.duplicates) == (full.births, full.trained, full.duplicates)
     assert again.best().id == full.best().id and sorted(again.members) == sorted(full.members)
-    assert again.logbook == full.logbook
+    assert again.standing.logbook == full.standing.logbook
 
 
 def test_weights_paths_and_cleanup(tmp_path):

@@ -26,7 +26,8 @@ from evonas.compile import build, cost, genome_cost, infer_shapes
 from evonas.errors import ConfigError, GenomeError
 from evonas.evaluate.base import FunctionEvaluator, Result
 from evonas.evolve import Search
-from evonas.genome.cgp import PAPER_RES_SPACE, PAPER_SPACE, CGPGenome, CGPSpace, mut_forced
+from evonas.genome.cgp import PAPER_RES_SPACE, PAPER_SPACE, CGPGenome, CGPSpace
+from evonas.genome.cgp_ops import mut_forced
 from evonas.genome.nb201 import OPS, NB201Genome, NB201Space
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -1,4 +1,5 @@
 """Plug-ins: loading from a file, a module and failures that name the plug-in."""
+import json
 import sys
 import textwrap
 
@@ -141,17 +142,18 @@ class Marked(LocalPool):
     \"\"\"The local pool under another name; leaves a mark when opened.\"\"\"
 
     @classmethod
-    def open(cls, data, cfg, slots, address):
-        open(os.environ["T_MARK"], "a").write(f"backend {len(slots)}\\n")
-        return super().open(data, cfg, slots, address)
+    def open(cls, data, cfg, slots, max_retries: int = 2, colour: str = "none"):
+        open(os.environ["T_MARK"], "a").write(f"backend {len(slots)} {colour}\\n")
+        return super().open(data, cfg, slots, max_retries)
 """
 
 
 @pytest.mark.slow
 def test_plugin_backend_through_the_cli(tmp_path, monkeypatch):
     """A backend and a strategy registered by ``--plugin`` are chosen by ``--backend``
-    and ``--strategy`` (no hand-kept list of names in the config), the strategy's own
-    parameter set by ``--strategy-arg``; an unknown backend exits 2, writing nothing."""
+    and ``--strategy`` (no hand-kept list of names in the config), their own
+    parameters set by their dotted flags (the CLI loads ``--plugin`` before it builds
+    the parser); an unknown backend exits 2, writing nothing."""
     from evonas.evaluate.pool import BACKENDS
     from evonas.run import main as run_main
     p = tmp_path / "marked.py"
@@ -162,9 +164,12 @@ def test_plugin_backend_through_the_cli(tmp_path, monkeypatch):
             "--epochs", "1", "--workers", "1", "--devices", "cpu", "--final-top", "0", "--quiet"]
     try:
         assert run_main([*args, "--plugin", str(p), "--backend", "t-marked", "--strategy", "t-tagged",
-                         "--strategy-arg", "tag=blue", "--run-dir", str(tmp_path / "run")]) == 0
+                         "--strategy.t-tagged.tag", "blue", "--backend.t-marked.colour", "red",
+                         "--run-dir", str(tmp_path / "run")]) == 0
         # the strategy is built to check its arguments, then for the search
-        assert set(mark.read_text().splitlines()) == {"strategy blue", "backend 1"}
+        assert set(mark.read_text().splitlines()) == {"strategy blue", "backend 1 red"}
+        raw = json.loads((tmp_path / "run" / "config.json").read_text())
+        assert raw["backend"] == {"t-marked": {"colour": "red"}} and raw["strategy"] == {"t-tagged": {"tag": "blue"}}
         assert load_plugin(str(p)) == ["backends/t-marked", "strategies/t-tagged"]  # loaded once
         lines = (tmp_path / "run" / "lineage.csv").read_text().splitlines()
         assert len(lines) == 3
@@ -175,3 +180,29 @@ def test_plugin_backend_through_the_cli(tmp_path, monkeypatch):
                 reg.unregister(name)
     assert run_main([*args, "--backend", "t-marked", "--run-dir", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_plugins_load_before_the_parser_so_theirs_have_dotted_flags(tmp_path, monkeypatch, capsys):
+    """``--plugin FILE --help`` lists the plug-in strategy's and backend's own flags;
+    a plug-in that fails to load exits 2 with one line before any parsing."""
+    from evonas.evaluate.pool import BACKENDS
+    from evonas.evolve.base import STRATEGIES
+    from evonas.run import main as run_main
+    p = tmp_path / "marked_help.py"
+    p.write_text(PLUGIN_BACKEND)
+    monkeypatch.setenv("T_MARK", str(tmp_path / "mark.txt"))
+    try:
+        with pytest.raises(SystemExit) as done:
+            run_main(["--plugin", str(p), "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        assert "--strategy.t-tagged.tag VALUE" in text and "--backend.t-marked.colour VALUE" in text
+    finally:
+        for reg, name in ((BACKENDS, "t-marked"), (STRATEGIES, "t-tagged")):
+            if name in reg:
+                reg.unregister(name)
+    bad = tmp_path / "broken.py"
+    bad.write_text("raise RuntimeError('no')\n")
+    assert run_main(["--plugin", str(bad), "--evaluations", "1", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken.py" in err and not (tmp_path / "r").exists()

@@ -19,8 +19,11 @@ Transport events, from ``Transport.wait``, as ``(kind, handle, payload)``:
   does not load): WorkerError at once, retrying would fail the same way.
 
 Backends register with ``@BACKENDS.class_decorator(name, "backend_name")`` and
-provide ``placement(devices, workers, trials_per_device, address)`` (the run's
-slots) and ``open(data, cfg, slots, address)`` (the evaluator).
+provide two classmethods: ``placement(devices, workers, trials_per_device,
+**options)`` (the run's slots; it checks the options it knows, before the run
+directory exists, and takes any others, a subclass's) and ``open(data, cfg, slots, **options)`` (the evaluator). The keyword
+parameters of ``open`` are the backend's options: the config section
+``backend.<name>`` and the flags ``--backend.NAME.KEY`` (``config_sections``).
 """
 from __future__ import annotations
 
@@ -48,12 +51,16 @@ class Retries:
     START_DEATHS = 3
 
     def __init__(self, where: str, max_retries: int, cfg, timeout_s: Optional[float]):
-        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 10:
-            raise ConfigError(where, "max_retries", max_retries, "must be an integer in 0..10")
+        self.check(where, max_retries)
         self.max_retries, self.attempts, self.start_deaths = max_retries, {}, 0
         if timeout_s is None and cfg.timeout_s is not None:
             timeout_s = 1.5 * cfg.timeout_s + 10.0  # the trainer's own limit fires first
         self.timeout_s = timeout_s
+
+    @staticmethod
+    def check(where: str, max_retries: Any) -> None:
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 10:
+            raise ConfigError(where, "max_retries", max_retries, "must be an integer in 0..10")
 
     def again(self, job: Job, queue: deque) -> int:
         """The trial's worker died: requeue it (-> 0) or give up (-> attempts made)."""

@@ -1,4 +1,4 @@
-"""``--backend ray [--ray-address ADDR]``: the slot-pool core over Ray actors.
+"""``--backend ray [--backend.ray.address ADDR]``: the slot-pool core over Ray actors (a cluster, or a local Ray).
 
 One persistent actor per slot, asking Ray for 1 CPU and, on GPUs,
 ``1/trials_per_device`` of a GPU, so Ray packs K actors per GPU. An actor keeps
@@ -56,7 +56,7 @@ def connect(address: Optional[str] = None, **init_kwargs) -> None:
         ray.init(address=address, **init_kwargs)
     except Exception as e:  # wrong address, cluster down: one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError("ray", "--ray-address", address or "(local)", f"cannot connect/start Ray: {first}") from None
+        raise ConfigError("backend.ray", "address", address or "(local)", f"cannot connect/start Ray: {first}") from None
     _OWNED[0] = True
 
 
@@ -69,11 +69,11 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         return
     host, sep, port = address.split("://", 1)[-1].rpartition(":")
     if not sep or not port.isdigit():
-        raise ConfigError("ray", "--ray-address", address, "expected HOST:PORT, ray://HOST:PORT or auto")
+        raise ConfigError("backend.ray", "address", address, "expected HOST:PORT, ray://HOST:PORT or auto")
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as e:
-        raise ConfigError("ray", "--ray-address", address,
+        raise ConfigError("backend.ray", "address", address,
                           f"cannot reach Ray there ({e.strerror or type(e).__name__})") from None
 
 
@@ -206,14 +206,29 @@ class RayEvaluator(SlotPool):
         super().__init__(transport, slots, cfg, "ray", max_retries, timeout_s, startup_timeout_s)
 
     @classmethod
-    def placement(cls, devices: str, workers: int, trials_per_device: int, address: Optional[str]) -> list[str]:
-        """The cluster's devices, not this machine's; connects (or fails) now."""
+    def placement(cls, devices: str, workers: int, trials_per_device: int, address: str = "",
+                  max_retries: int = 2, startup_timeout_s: Optional[float] = None, **options) -> list[str]:
+        """The cluster's devices, not this machine's; checks the options (``options``:
+        those of a subclass's ``open``), then connects (or fails) now."""
+        if not isinstance(address, str):
+            raise ConfigError("backend.ray", "address", address, "must be a string (HOST:PORT, ray://HOST:PORT, "
+                              "or '' to start a local Ray)")
+        Retries.check("backend.ray", max_retries)
+        if startup_timeout_s is not None and (isinstance(startup_timeout_s, bool) or not isinstance(
+                startup_timeout_s, (int, float)) or not 0 < startup_timeout_s < float("inf")):
+            raise ConfigError("backend.ray", "startup_timeout_s", startup_timeout_s,
+                              "must be a number of seconds > 0, or null for no limit")
         connect(address or None)
         return cluster_slots(devices, workers, trials_per_device)
 
     @classmethod
-    def open(cls, data: DataSpec, cfg: TrainConfig, slots: list[str], address: Optional[str]) -> "RayEvaluator":
-        return cls(data, cfg, slots, address=address or None)
+    def open(cls, data: DataSpec, cfg: TrainConfig, slots: list[str], address: str = "", max_retries: int = 2,
+             startup_timeout_s: Optional[float] = None) -> "RayEvaluator":
+        """Options (``backend.ray``): ``address`` of the cluster ('' = the running
+        Ray, else start a local one), ``max_retries`` of a trial whose actor died,
+        ``startup_timeout_s`` for the actors to be placed (null: no limit)."""
+        return cls(data, cfg, slots, address=address or None, max_retries=max_retries,
+                   startup_timeout_s=startup_timeout_s)
 
     def close(self) -> None:
         super().close()

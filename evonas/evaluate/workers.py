@@ -203,12 +203,16 @@ class LocalPool(SlotPool):
         super().__init__(transport, slots, cfg, "workers", max_retries, timeout_s, startup_timeout_s)
 
     @classmethod
-    def placement(cls, devices: str, workers: int, trials_per_device: int, address: Optional[str]) -> list[str]:
+    def placement(cls, devices: str, workers: int, trials_per_device: int, max_retries: int = 2,
+                  **options) -> list[str]:
+        """This machine's slots; ``options``: those of a subclass's ``open``."""
+        Retries.check("backend.local", max_retries)
         return select_slots(devices, workers, trials_per_device)
 
     @classmethod
-    def open(cls, data: DataSpec, cfg: TrainConfig, slots: list[str], address: Optional[str]) -> "LocalPool":
-        return cls(data, cfg, slots)
+    def open(cls, data: DataSpec, cfg: TrainConfig, slots: list[str], max_retries: int = 2) -> "LocalPool":
+        """Options (``backend.local``): ``max_retries``, re-runs of a trial whose worker died."""
+        return cls(data, cfg, slots, max_retries=max_retries)
 
     @property
     def pids(self) -> list[int]:

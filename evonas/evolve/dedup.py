@@ -10,7 +10,7 @@ one network another's fitness. An unconfirmed match is a new entry.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..genome.base import Genome
 from ..graph import isomorphic
@@ -89,3 +89,22 @@ class Twins:
         """Job ``mid`` was cancelled; its waiting twins keep waiting for its re-run."""
         if self.training.get(h) == mid:
             del self.training[h]
+
+
+def look_up(prop, cache: HashCache, mode: str, resample: Callable[[Any], Any], tries: int):
+    """(proposal, its hash, the cached result of its network or None) for the
+    strategy's proposal ``prop``. ``mode`` (``DEDUP``): off looks nothing up
+    (except a ``neutral`` proposal, whose parent's result is always reused);
+    resample asks ``resample(prop)`` for another proposal (None: none) up to
+    ``tries`` times while the proposal is a duplicate."""
+    h = prop.genome.arch_hash()
+    hit = cache.get(h, prop.genome) if (mode != "off" or prop.neutral) else None
+    n = 0
+    while hit is not None and mode == "resample" and not prop.neutral and n < tries:
+        nxt = resample(prop)
+        if nxt is None:
+            break
+        prop, n = nxt, n + 1
+        h = prop.genome.arch_hash()
+        hit = cache.get(h, prop.genome)
+    return prop, h, hit

@@ -9,23 +9,14 @@ new child from the current population at once), until a budget ends::
         for result in release(evaluator.poll()): finish it        -> journal "done"
     on the time budget: evaluator.cancel_all() (cancelled jobs leave no row)
 
-Making a child: ``strategy.ask(rng)``; a network already evaluated is a duplicate
-(``dedup``: reuse its result | resample another child | off), one being trained
-right now waits for that result (``dedup.Twins``); otherwise a ``Job`` is sent.
-Finishing: ``strategy.tell``, best/Pareto, the lineage row (``record.RecordSink``),
-weights files freed by reference count (``weights_refs``).
-
-Order (``release``): by default (``ordered=True``, the CLI's ``result_order =
-submission``) results enter in submission order, which gives the same lineage for
-a seed with any number of workers; ``ordered=False`` takes them as they complete
-(asynchronous, as Real et al.).
-
-Budgets: ``max_evaluations`` counts TRAINED networks (jobs sent, failed ones
-included); duplicates (reused results and children waiting for a twin) count
-apart, under ``max_duplicates`` (default ``10 x max_evaluations + 100``), so a
-search whose children are all duplicates still ends; ``count_duplicates=True``
-also counts them as evaluations (benchmark protocols that pay for every query).
-``max_seconds`` is wall-clock, carried over on resume.
+The parts, each a module with its own tests: ``dedup`` (a network already
+evaluated is a duplicate: reuse its result | resample another child | off; one
+being trained right now waits for that result), ``weights_refs`` (weights files
+freed by reference count), ``release`` (``ordered=True``, the CLI's default:
+results enter in submission order, the same lineage for a seed with any number of
+workers; ``ordered=False``: as they complete, as Real et al.), ``record`` (the
+lineage row), ``budget`` (which budget is spent), ``standing`` (best, Pareto
+front, logbook) and ``journal`` (the events).
 
 One source of truth: every decision that is not a pure function of the seed (a
 child made, a result taken, in that order) is an event passed to ``on_event``
@@ -48,11 +39,13 @@ from ..errors import ConfigError
 from ..evaluate.base import INHERIT, Evaluator, Job, Result
 from ..genome.base import GENOMES, space_to_dict
 from .base import STRATEGIES, Proposal
-from .dedup import DEDUP, HashCache, Twins
+from .budget import Budget, _check_limit
+from .dedup import DEDUP, HashCache, Twins, look_up
 from .journal import JOURNAL_VERSION, done_event, mismatch, result_of
 from .record import Outcome, RecordSink
 from .release import Release
-from .toolbox import Member, Variation, individual_class, statistics, tools
+from .standing import Standing
+from .toolbox import Member, Variation, individual_class
 from .weights_refs import WeightRefs, remove
 
 
@@ -83,20 +76,12 @@ class Search:
         self.space = space if space is not None else cls.Space()
         _check_choice("dedup", dedup, DEDUP)
         _check_choice("inherit", inherit, INHERIT)
-        if max_evaluations is None and max_seconds is None:
-            raise ConfigError("search", "budget", None, "set max_evaluations and/or max_seconds (a run must end)")
-        for field, v in (("max_evaluations", max_evaluations), ("max_duplicates", max_duplicates),
-                         ("max_seconds", max_seconds), ("resample_tries", resample_tries)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0
-                                  or not math.isfinite(v)):
-                raise ConfigError("search", field, v, "must be a finite number >= 0")
+        _check_limit("resample_tries", resample_tries)
+        self.budget = Budget(max_evaluations, max_seconds, max_duplicates, count_duplicates)
         self.evaluator, self.seed = evaluator, int(seed)
-        self.max_evaluations, self.max_seconds = max_evaluations, max_seconds
-        self.max_duplicates = max_duplicates if max_duplicates is not None else (
-            10 * max_evaluations + 100 if max_evaluations is not None else None)
-        self.dedup, self.count_duplicates, self.resample_tries = dedup, bool(count_duplicates), resample_tries
+        self.dedup, self.resample_tries = dedup, resample_tries
         self.inherit, self.weights_dir = inherit, weights_dir
-        self.on_event, self.on_checkpoint, self.log_every = on_event, on_checkpoint, max(1, log_every)
+        self.on_event, self.on_checkpoint = on_event, on_checkpoint
         self.checkpoint_every_s, self._last_checkpoint = float(checkpoint_every_s), -math.inf
         self.rng = np.random.default_rng(self.seed)
         self.var = Variation(cls, self.space, mutation, seed_genomes)
@@ -108,10 +93,7 @@ class Search:
         self.refs = WeightRefs()
         self.release = Release(ordered)
         self.record = RecordSink(on_record)
-        self.hof = tools.HallOfFame(1)
-        # one entry per network: isomorphic duplicates share arch_hash and fitness
-        self.pareto = tools.ParetoFront(lambda a, b: a.arch_hash == b.arch_hash) if self.strategy.pareto else None
-        self.logbook, self.stats = tools.Logbook(), statistics()
+        self.standing = Standing(self.strategy.pareto, log_every)
         self.next_id = self.births = self.trained = self.duplicates = self.children = self.events = 0
         self.elapsed, self.stop_reason, self.cancelled = 0.0, "", []
         self.members: dict[int, Member] = {}     # alive, in flight, parents of in-flight, best
@@ -147,12 +129,12 @@ class Search:
                 return "max_seconds"
             self._fill()
             if not self.inflight:
-                return self._why_stopped()
+                return self._budget_left() or "strategy finished"
             due = self.release.next_due(self._running())
             if due is not None:
                 self._finish(due)  # ordered: one tell, then its asks
                 continue
-            left = None if self.max_seconds is None else max(0.0, self._t0 + self.max_seconds - time.monotonic())
+            left = self.budget.seconds_left(time.monotonic() - self._t0)
             for r in self.release.accept(self.evaluator.poll(left)):
                 self._finish(r)
 
@@ -160,21 +142,14 @@ class Search:
         return (i for i, (_, job) in self.inflight.items() if job is not None)
 
     def _time_up(self) -> bool:
-        return self.max_seconds is not None and time.monotonic() - self._t0 >= self.max_seconds
+        return self.budget.seconds_left(time.monotonic() - self._t0) == 0.0
 
     def _counted(self) -> int:
-        return self.trained + (self.duplicates if self.count_duplicates else 0)
+        return self.budget.counted(self.trained, self.duplicates)
 
     def _budget_left(self) -> str:
         """'' while children may be made, else the budget that is spent."""
-        if self.max_evaluations is not None and self._counted() >= self.max_evaluations:
-            return "max_evaluations"
-        if self.max_duplicates is not None and self.duplicates >= self.max_duplicates:
-            return "max_duplicates"
-        return ""
-
-    def _why_stopped(self) -> str:
-        return self._budget_left() or "strategy finished"
+        return self.budget.spent(self.trained, self.duplicates)
 
     def _fill(self) -> None:
         slots = max(1, int(getattr(self.evaluator, "slots", 1)))
@@ -206,7 +181,7 @@ class Search:
             if expect is not None:
                 raise mismatch(expect, "the strategy proposed nothing")
             return False
-        prop, h, hit = self._dedup(prop)
+        prop, h, hit = look_up(prop, self.cache, self.dedup, self._resample, self.resample_tries)
         m = self.individual(self.next_id, prop.genome, prop.parent_ids, prop.operator, h)
         if expect is not None and (expect.get("id") != m.id or expect.get("hash") != h):
             raise mismatch(expect, f"this search made child {m.id} of hash {h}")
@@ -236,20 +211,10 @@ class Search:
             self._submit(job)
         return True
 
-    def _dedup(self, prop: Proposal) -> tuple[Proposal, str, Optional[dict]]:
-        """(proposal, its hash, the cached result of its network or None)."""
-        h = prop.genome.arch_hash()
-        hit = self.cache.get(h, prop.genome) if (self.dedup != "off" or prop.neutral) else None
-        tries = 0
-        while hit is not None and self.dedup == "resample" and not prop.neutral and tries < self.resample_tries:
-            nxt = self.strategy.resample(prop, self.rng)
-            self._drain()
-            if nxt is None:
-                break
-            prop, tries = nxt, tries + 1
-            h = prop.genome.arch_hash()
-            hit = self.cache.get(h, prop.genome)
-        return prop, h, hit
+    def _resample(self, prop: Proposal) -> Optional[Proposal]:
+        nxt = self.strategy.resample(prop, self.rng)
+        self._drain()
+        return nxt
 
     def _job(self, m: Member) -> Job:
         parent = self.members.get(m.parent_ids[0]) if m.parent_ids else None
@@ -315,9 +280,8 @@ class Search:
                 self._forget(pid)
 
     def _lineage_epochs(self, job: Job, r: Result) -> float:
-        """The training ``r``'s weights carry: its own epochs, plus the parent's
-        ``lineage_epochs`` when it inherited (the parent stays in ``members`` while
-        a child in flight reads its weights)."""
+        """``r``'s own epochs, plus the parent's ``lineage_epochs`` when it inherited
+        (a parent stays in ``members`` while a child in flight reads its weights)."""
         own = float(r.epochs or 0.0)
         parent = self.members.get(job.parent_ids[0]) if job.parent_ids else None
         if r.inherited != "none" and parent is not None:
@@ -329,18 +293,14 @@ class Search:
         self.births += 1
         self.strategy.tell(m)
         if m.status != "failed":
-            old = self.hof[0].id if len(self.hof) else None
-            self.hof.update([m])
-            if old is not None and self.hof[0].id != old:
-                self._forget(old)
-            if self.pareto is not None:
-                self.pareto.update([m])
+            replaced = self.standing.update(m)
+            if replaced is not None:
+                self._forget(replaced)
         self._drain()
         self._forget(m.id)
-        if m.birth % self.log_every == 0 and self.strategy.alive:
-            rec = {"birth": m.birth, **self.stats.compile(list(self.strategy.alive.values()))}
-            self.logbook.record(**rec)
-            self._log({"e": "log", **{k: float(v) if k != "birth" else v for k, v in rec.items()}})
+        rec = self.standing.log(m.birth, self.strategy.alive.values())
+        if rec is not None:
+            self._log({"e": "log", **rec})
         self.record.emit(m, outcome)
         if (self.on_checkpoint is not None and not self._replaying
                 and time.monotonic() - self._last_checkpoint >= self.checkpoint_every_s):
@@ -357,7 +317,7 @@ class Search:
         is not alive, not best, not in flight and no in-flight child reads its weights."""
         m = self.members.get(mid)
         if (m is None or mid in self.strategy.alive or mid in self.inflight or mid in self.pins
-                or (len(self.hof) and self.hof[0].id == mid)):
+                or self.standing.is_best(mid)):
             return
         del self.members[mid]
         self.refs.release(m.weights)
@@ -370,12 +330,10 @@ class Search:
 
     # --- resume -------------------------------------------------------------------------
     def replay(self, events: Iterable[dict], written: Iterable[int] = ()) -> None:
-        """Rebuild the state of the run that journaled ``events`` (call on a fresh
-        Search built with the same settings; then ``run()`` continues it). Nothing
-        is evaluated: results come from the journal. Rows of ``written`` ids are not
-        emitted again; the others (journaled, row not yet written when the run was
-        killed) are. Jobs still in flight are sent when ``run()`` starts. Raises
-        ConfigError at the first event this search does not reproduce."""
+        """Rebuild, on a fresh Search of the same settings, the state of the run that
+        journaled ``events``; ``run()`` then continues it (sending the jobs still in
+        flight). Results come from the journal; rows of ``written`` ids are not emitted
+        again. ConfigError at the first event this search does not reproduce."""
         self._replaying, self.record.skip = True, set(written)
         try:
             for i, ev in enumerate(events):
@@ -415,7 +373,7 @@ class Search:
 
     # --- results ------------------------------------------------------------------------
     def best(self) -> Optional[Member]:
-        return self.hof[0] if len(self.hof) else None
+        return self.standing.best()
 
     @property
     def evaluated(self) -> int:
@@ -425,22 +383,17 @@ class Search:
     def snapshot(self) -> dict[str, Any]:
         """A small summary of where the run stands (its size does not grow with the
         run): counters, elapsed seconds, the best. Not needed to resume."""
-        b = self.best()
         return {"version": JOURNAL_VERSION, "events": self.events, "elapsed": self._now(),
                 "counters": {k: getattr(self, k) for k in ("next_id", "births", "trained", "duplicates",
                                                            "children")},
-                "best": None if b is None else {"id": b.id, "genome": b.genome.to_string(), "fitness": b.value}}
+                "best": self.standing.best_dict()}
 
     def summary(self) -> dict[str, Any]:
-        b = self.best()
         out = {"stop_reason": self.stop_reason, "evaluations": self.trained, "duplicates": self.duplicates,
                "children": self.children, "births": self.births, "seconds": self.elapsed,
-               "cancelled": list(self.cancelled),
-               "best": None if b is None else {"id": b.id, "genome": b.genome.to_string(),
-                                               "fitness": b.value, "weights": b.weights}}
-        if self.pareto is not None:
-            out["pareto_front"] = [{"id": m.id, "genome": m.genome.to_string(), "fitness": m.fitness.values[0],
-                                    self.strategy.objective: m.fitness.values[1]} for m in self.pareto]
+               "cancelled": list(self.cancelled), "best": self.standing.best_dict(weights=True)}
+        if self.standing.pareto is not None:
+            out["pareto_front"] = self.standing.front(self.strategy.objective)
         return out
 
 
