@@ -260,3 +260,33 @@ def final_summary(rows: list, chosen: bool = True) -> dict:
     return {"final best id": best["id"], "final epochs (from scratch)": best["final_epochs"],
             "final val accuracy": best["final_val"], "final test accuracy": best["final_test"],
             "final genome": best["genome"]}
+
+
+def run_final_stage(plan, paths, quiet: bool, evaluator_for) -> Optional[FinalStage]:
+    """The CLI's final stage of a finished search: retrain the top networks from
+    scratch on ``evaluator_for(epochs)`` and export the one chosen by validation
+    accuracy into ``best/``. None for table runs or K=0. ``plan``: the run's
+    ``run.Plan``; ``paths``: its ``RunPaths``."""
+    cfg = plan.cfg
+    if plan.table is not None or cfg.final_top == 0:
+        return None
+    from .report import export_best
+    from .store.lineage import read_records
+    stage = FinalStage(paths.root / FINAL_FILE, read_records(paths.lineage), cfg.final_top,
+                       cfg.final_epochs, cfg.seed, lambda s: plan.genome_cls.from_string(s, plan.space),
+                       paths.root / "final", rank_by=cfg.selection)
+    jobs = stage.jobs()
+    if jobs:
+        if not quiet:
+            print(f"[evonas] final stage: retraining {len(jobs)} of the top {len(stage.chosen)} networks "
+                  f"from scratch, {stage.epochs} epoch(s) each", file=sys.stderr, flush=True)
+        evaluator = evaluator_for(stage.epochs)
+        try:
+            stage.run(evaluator, on_row=None if quiet else print_final_row)
+        finally:
+            evaluator.close()
+    best = stage.best()
+    if best is not None:
+        genome = plan.genome_cls.from_string(best["genome"], plan.space)
+        export_best(paths.root, genome, stage.weights_of(best), best["final_val"], best["id"])
+    return stage

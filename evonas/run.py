@@ -314,11 +314,13 @@ def _search(plan: Plan, paths, quiet: bool, on_start=None, bar: Optional[bool] =
     if best:
         genome = plan.genome_cls.from_string(best["genome"], plan.space)
         export_best(paths.root, genome, best.get("weights"), best["fitness"], best["id"])
-    stage = _final_stage(plan, paths, quiet)
+    from .final import final_summary, run_final_stage
+    stage = run_final_stage(plan, paths, quiet, lambda epochs: _evaluator(plan, epochs=epochs, test=True))
     refresh(force=True)  # after the final stage: the page shows final.csv
     df = load_lineage(paths.lineage)
     print(format_summary({"run": str(paths.root), "stopped by": summary["stop_reason"],
-                          **summarize(df, search.elapsed), **_final_summary(stage)}))
+                          **summarize(df, search.elapsed),
+                          **({} if stage is None else final_summary(stage.rows(), bool(stage.chosen)))}))
     if "pareto_front" in summary:
         print("Pareto front (fitness vs " + search.strategy.objective + "):")
         for p in summary["pareto_front"]:
@@ -334,40 +336,6 @@ def _keeps_weights(plan: Plan) -> bool:
     table runs train nothing."""
     cfg = plan.cfg
     return plan.data is not None and (cfg.inherit != "none" or cfg.final_top == 0)
-
-
-def _final_stage(plan: Plan, paths, quiet: bool):
-    """Retrain the top networks from scratch (``evonas.final``); export the one
-    chosen by validation accuracy into ``best/``. None for table runs or K=0."""
-    cfg = plan.cfg
-    if plan.table is not None or cfg.final_top == 0:
-        return None
-    from .final import FINAL_FILE, FinalStage, print_final_row
-    from .report import export_best
-    from .store.lineage import read_records
-    stage = FinalStage(paths.root / FINAL_FILE, read_records(paths.lineage), cfg.final_top,
-                       cfg.final_epochs, cfg.seed, lambda s: plan.genome_cls.from_string(s, plan.space),
-                       paths.root / "final", rank_by=cfg.selection)
-    jobs = stage.jobs()
-    if jobs:
-        if not quiet:
-            print(f"[evonas] final stage: retraining {len(jobs)} of the top {len(stage.chosen)} networks "
-                  f"from scratch, {stage.epochs} epoch(s) each", file=sys.stderr, flush=True)
-        evaluator = _evaluator(plan, epochs=stage.epochs, test=True)
-        try:
-            stage.run(evaluator, on_row=None if quiet else print_final_row)
-        finally:
-            evaluator.close()
-    best = stage.best()
-    if best is not None:
-        genome = plan.genome_cls.from_string(best["genome"], plan.space)
-        export_best(paths.root, genome, stage.weights_of(best), best["final_val"], best["id"])
-    return stage
-
-
-def _final_summary(stage) -> dict:
-    from .final import final_summary
-    return {} if stage is None else final_summary(stage.rows(), bool(stage.chosen))
 
 
 def _where(plan: Plan) -> str:

@@ -140,3 +140,10 @@ def test_torch_free_modules_import_without_torch():
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "", f"import {mod} loaded {out.stdout.strip()}"
+
+
+def test_modules_stay_small():
+    """The style guide's ~400 lines per module: a module that outgrows it is split
+    (the engine into its parts, a genome's operators into ``<genome>_ops``)."""
+    sizes = {str(f.relative_to(PKG)): len(f.read_text().splitlines()) for f in PKG.rglob("*.py")}
+    assert not {f: n for f, n in sizes.items() if n > 400}

@@ -258,6 +258,20 @@ def test_backend_registry_covers_the_cli_and_rejects_duplicates():
         backend("slurm")
 
 
+@pytest.mark.parametrize("name", _backend_names())
+def test_every_backend_declares_its_options_in_open_and_placement_takes_them(name):
+    """The contract behind ``backend.<name>``: ``open``'s keyword parameters (each
+    with a default) are the options, and ``placement`` accepts every one of them."""
+    import inspect
+
+    from evonas.config_sections import _NO_DEFAULT, defaults
+    from evonas.evaluate.backends import backend
+    options = defaults("backend", name)
+    assert _NO_DEFAULT not in options.values(), options
+    inspect.signature(backend(name).placement).bind("cpu", 1, 1, **options)
+    inspect.signature(backend(name).open).bind(SPEC, CFG, ["cpu"], **options)
+
+
 @pytest.fixture
 def open_backend(request, tmp_path):
     """-> open(env, **kw): the backend ``request.param`` with ``env`` (fault

@@ -87,13 +87,10 @@ class Search:
         self.var = Variation(cls, self.space, mutation, seed_genomes)
         self.strategy = STRATEGIES.get(strategy)(self.var, **(strategy_args or {}))
         self.individual = individual_class(self.strategy.pareto)
-        # the parts: duplicate cache and twins, weights by refcount, ordered release, rows
+        # the parts: duplicate cache and twins, weights by refcount, ordered release, rows, best
         self.cache = HashCache(confirm_hash)
-        self.twins = Twins(self.cache)
-        self.refs = WeightRefs()
-        self.release = Release(ordered)
-        self.record = RecordSink(on_record)
-        self.standing = Standing(self.strategy.pareto, log_every)
+        self.twins, self.refs, self.release = Twins(self.cache), WeightRefs(), Release(ordered)
+        self.record, self.standing = RecordSink(on_record), Standing(self.strategy.pareto, log_every)
         self.next_id = self.births = self.trained = self.duplicates = self.children = self.events = 0
         self.elapsed, self.stop_reason, self.cancelled = 0.0, "", []
         self.members: dict[int, Member] = {}     # alive, in flight, parents of in-flight, best
