@@ -40,8 +40,7 @@ from typing import Any, Mapping
 
 from .config_sections import REGISTERED, SECTIONS, canonical, check_other, named, read_file
 from .errors import ConfigError
-from .evaluate.base import INHERIT
-from .evaluate.train import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
+from .evaluate.base import INHERIT, MEMORY_FORMATS, OPTIMIZERS, PRECISIONS
 from .evolve.dedup import DEDUP
 
 RESULT_ORDERS = ("completion", "submission")

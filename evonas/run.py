@@ -131,11 +131,9 @@ def _run(args: argparse.Namespace, argv: list) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    """``--list``: what the registries hold, after the ``--plugin`` modules registered theirs."""
-    from .catalog import listing, registries
-    from .plugins import load_plugin
-    for spec in overrides_from_args(args).get("plugins", ()):
-        load_plugin(spec, also=registries())
+    """``--list``: what the registries hold, the ``--plugin`` modules' entries
+    included (``main`` loaded them before parsing)."""
+    from .catalog import listing
     print(listing())
     return 0
 

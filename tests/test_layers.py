@@ -44,7 +44,8 @@ LAYERS: dict[int, set[str]] = {
         "plot", "draw", "export", "config_sections", "config_cli"},
 }
 LAYER_OF = {("evonas." + m).rstrip("."): n for n, ms in LAYERS.items() for m in ms}
-TORCH_FREE = ["evonas", "evonas.genome", "evonas.graph", "evonas.operators", "evonas.lineage"]
+TORCH_FREE = ["evonas", "evonas.genome", "evonas.graph", "evonas.operators", "evonas.lineage",
+              "evonas.config"]  # the config layer reads the option lists from torch-free evaluate.base
 
 
 def modules(pkg: Path = PKG) -> dict[str, tuple[Path, bool]]:

@@ -14,6 +14,10 @@ from typing import Any, Callable, Optional, Protocol
 from ..genome.base import Genome
 
 INHERIT = ("exact", "shape", "none")  # Job.inherit: how a child gets its parent's weights
+# the training options' names (torch-free, so the config layer reads them without torch)
+OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("auto", "bf16", "fp32")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,10 @@ import torch.nn.functional as F
 from ..compile import compile_graph, cost
 from .. import faults
 from ..errors import ConfigError, EvonasError
-from .base import Job, Result
+from .base import MEMORY_FORMATS, OPTIMIZERS, PRECISIONS, Job, Result  # noqa: F401  (the option lists)
 from .data import Data
 
 SCHEDULES = ("cosine", "constant")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-PRECISIONS = ("auto", "bf16", "fp32")
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 _NAN_CHECK_EVERY = 16  # steps between host syncs for the non-finite-loss check
 
 
