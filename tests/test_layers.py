@@ -35,7 +35,7 @@ LAYERS: dict[int, set[str]] = {
         "evolve.aging", "evolve.aging_novel", "evolve.random_search", "evolve.generational",
         "evolve.es", "evolve.nsga2", "evolve.reinforce", "evolve.nao", "evolve.pvll",
         "evolve.surrogate", "predict", "predict.encoding", "predict.mlp_ensemble",
-        "predict.nao", "predict.pvll", "predict.screen", "evaluate.zero_cost"},
+        "predict.nao", "predict.pvll", "predict.screen", "predict.gp", "evaluate.zero_cost"},
     5: {"evaluate.pool", "evaluate.backends", "evaluate.workers", "evaluate.ray_backend",
         "evaluate.trial", "evaluate.table"},
     6: {"store", "store.journal", "store.lineage", "store.resume", "store.rundir",

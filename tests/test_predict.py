@@ -69,6 +69,25 @@ def test_mlp_ensemble_is_deterministic_and_warm_starts():
     assert np.array_equal(a.predict(X)[0], b.predict(X)[0])
 
 
+def test_gp_interpolates_learns_and_grows_uncertain_away_from_the_data():
+    from evonas.predict.gp import GaussianProcess
+    X, y = _toy(80, 0)
+    Xt, yt = _toy(200, 1)
+    gp = GaussianProcess()
+    gp.fit(X, y)
+    mean, std = gp.predict(Xt)
+    assert np.corrcoef(mean, yt)[0, 1] > 0.9
+    at_data, far = gp.predict(X)[1], gp.predict(1.0 - X)[1]  # every bit flipped: far from all points
+    assert at_data.mean() < far.mean() and (std > 0).all()
+    again = GaussianProcess()
+    again.fit(X, y, np.random.default_rng(9))  # no randomness: the rng is ignored
+    assert np.array_equal(again.predict(Xt)[0], mean)
+    with pytest.raises(ConfigError, match="scales"):
+        GaussianProcess(scales=())
+    with pytest.raises(ConfigError, match="noises"):
+        GaussianProcess(noises=(0.0,))
+
+
 def test_model_screen_refits_every_k_and_validates():
     s = ModelScreen("nb201", min_data=3, refit_every=2)
     rng = np.random.default_rng(0)

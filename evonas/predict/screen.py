@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..genome.base import Genome
 from ..registry import Registry
 from .encoding import ENCODINGS, default_encoding
+from . import gp  # noqa: F401  (registers the "gp" predictor)
 from .mlp_ensemble import PREDICTORS
 
 SCREENS: Registry[type] = Registry("surrogate")
