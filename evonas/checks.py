@@ -42,13 +42,10 @@ def check_strategy_args(cfg: Config, cls, space, seeds) -> None:
 def check_backend_args(cfg: Config) -> None:
     """``backend.<name>`` (``--backend-arg``, ``--backend.NAME.KEY``): each key an
     option of the backend (a keyword of its ``open``); the values are checked by
-    its ``placement``, which ``run._plan`` calls next."""
-    from .config_sections import parameters
-    known = parameters("backend", cfg.backend) or []
-    for key, value in cfg.backend_args.items():
-        if key not in known:
-            raise ConfigError("config", f"backend.{cfg.backend}.{key}", value, f"not an option of backend "
-                              f"{cfg.backend} (its options: {', '.join(known) or 'none'})")
+    its ``placement``, which ``run._plan`` calls next. The same key check as for the
+    sections of the backends not chosen (``check_other``)."""
+    from .config_sections import check_other
+    check_other("backend", cfg.backend, cfg.backend_args, "config", ())
 
 
 def check_finite(cfg: Config) -> None:

@@ -217,11 +217,13 @@ def flat_view(raw: Any) -> Any:
     if not isinstance(raw, Mapping):
         return raw
     out: dict[str, Any] = {}
+    legacy: dict[str, Any] = {}
     for key, value in raw.items():
         if key in SECTIONS and isinstance(value, Mapping):
             out.update({k: v for k, v in value.items() if k not in LEGACY})
+            legacy.update({k: v for k, v in value.items() if k in LEGACY})
         elif key in LEGACY:
-            continue
+            legacy[key] = value
         elif key not in REGISTERED or not isinstance(value, Mapping):
             out.setdefault(key, value)
     for section, field in REGISTERED.items():
@@ -229,10 +231,11 @@ def flat_view(raw: Any) -> Any:
         if isinstance(subs, Mapping):
             chosen = subs.get(out.get(section))
             out[field] = {**out.get(field, {}), **chosen} if isinstance(chosen, Mapping) else out.get(field, {})
-    ex = raw.get("execution")
-    legacy = raw.get("ray_address") or (ex.get("ray_address") if isinstance(ex, Mapping) else None)
-    if legacy and out.get("backend") == "ray":  # an old run directory's key, as the new one reads it
-        out["backend_args"] = {"address": legacy, **out.get("backend_args", {})}
+    for key, value in legacy.items():  # an old run directory's key, read as canonical reads it
+        section, _, name = LEGACY[key][0].partition(".")
+        if value not in ("", None) and out.get(section) == name:
+            field = REGISTERED[section]
+            out[field] = {LEGACY[key][1]: value, **out.get(field, {})}
     return out
 
 

@@ -76,7 +76,7 @@ class Plan:
     table: Any = None  # the TableEvaluator, loaded (and so checked) by _plan
 
 
-def preload_plugins(argv: Sequence[str]) -> list[str]:
+def preload_plugins(argv: Sequence[str]) -> None:
     """Load the ``--plugin`` modules named in ``argv`` before the parser is built, so
     that their strategies, genomes and backends get ``--SECTION.NAME.KEY`` flags
     (and ``--help`` shows them). Loading again later is a no-op."""
@@ -84,16 +84,14 @@ def preload_plugins(argv: Sequence[str]) -> list[str]:
     from .plugins import load_plugin
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--plugin", action="append", default=[])
-    specs = pre.parse_known_args(list(argv))[0].plugin
-    for spec in specs:
+    for spec in pre.parse_known_args(list(argv))[0].plugin:
         load_plugin(spec, also=registries())
-    return specs
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from . import stops
     given = sys.argv[1:] if argv is None else list(argv)
-    code = cli_exit_code(lambda: preload_plugins(given) and 0)  # a bad plug-in: one line, exit 2
+    code = cli_exit_code(lambda: preload_plugins(given) or 0)  # a bad plug-in: one line, exit 2
     if code:
         return code
     args = parser().parse_args(argv)  # argparse itself exits 2 on malformed flags

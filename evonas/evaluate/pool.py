@@ -82,6 +82,16 @@ class Retries:
         return self.start_deaths > self.START_DEATHS
 
 
+def check_options(where: str, max_retries: Any = 2, startup_timeout_s: Any = None) -> None:
+    """The slot pool's own options, as every backend passes them on (``placement``
+    checks them before the run directory exists; ``SlotPool`` again when built)."""
+    Retries.check(where, max_retries)
+    if startup_timeout_s is not None and (isinstance(startup_timeout_s, bool) or not isinstance(
+            startup_timeout_s, (int, float)) or not 0 < startup_timeout_s < float("inf")):
+        raise ConfigError(where, "startup_timeout_s", startup_timeout_s,
+                          "must be a number of seconds > 0, or null for no limit")
+
+
 class Transport(Protocol):
     kind: str  # 'worker' or 'actor', in failure reasons
 
@@ -113,6 +123,7 @@ class SlotPool:
                  timeout_s: Optional[float] = None, startup_timeout_s: Optional[float] = 600.0):
         if not slots:
             raise ConfigError(where, "slots", slots, "need at least one worker slot")
+        check_options(where, max_retries, startup_timeout_s)
         self.retries = Retries(where, max_retries, cfg, timeout_s)
         self.timeout_s, self.startup_timeout_s = self.retries.timeout_s, startup_timeout_s
         self.slots, self.cfg, self.transport = len(slots), cfg, transport

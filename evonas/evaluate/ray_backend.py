@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from .base import Job, Result
 from .data import DataSpec
 from .devices import gpu_fraction, select_slots
-from .pool import BACKENDS, Retries, SlotPool
+from .pool import BACKENDS, SlotPool, check_options
 from .train import TrainConfig
 
 _OWNED = [False]  # the driver's Ray was started by connect() (so close() shuts it down)
@@ -46,6 +46,9 @@ def connect(address: Optional[str] = None, **init_kwargs) -> None:
         import ray
     except ImportError:
         raise ConfigError("ray", "--backend", "ray", "Ray is not installed (pip install 'evonas[ray]')") from None
+    if address is not None and not isinstance(address, str):
+        raise ConfigError("backend.ray", "address", address, "must be a string (HOST:PORT, ray://HOST:PORT, "
+                          "auto, or '' to start a local Ray)")
     if ray.is_initialized():
         return
     if address:
@@ -196,7 +199,7 @@ class RayEvaluator(SlotPool):
                  startup_timeout_s: Optional[float] = None):
         if not slots:
             raise ConfigError("ray", "slots", slots, "need at least one slot")
-        Retries("ray", max_retries, cfg, timeout_s)  # bad arguments fail before Ray starts
+        check_options("ray", max_retries, startup_timeout_s)  # bad arguments fail before Ray starts
         connect(address, **(init_kwargs or {}))
         import ray
         self._ray, self.spec = ray, data
@@ -210,14 +213,7 @@ class RayEvaluator(SlotPool):
                   max_retries: int = 2, startup_timeout_s: Optional[float] = None, **options) -> list[str]:
         """The cluster's devices, not this machine's; checks the options (``options``:
         those of a subclass's ``open``), then connects (or fails) now."""
-        if not isinstance(address, str):
-            raise ConfigError("backend.ray", "address", address, "must be a string (HOST:PORT, ray://HOST:PORT, "
-                              "or '' to start a local Ray)")
-        Retries.check("backend.ray", max_retries)
-        if startup_timeout_s is not None and (isinstance(startup_timeout_s, bool) or not isinstance(
-                startup_timeout_s, (int, float)) or not 0 < startup_timeout_s < float("inf")):
-            raise ConfigError("backend.ray", "startup_timeout_s", startup_timeout_s,
-                              "must be a number of seconds > 0, or null for no limit")
+        check_options("backend.ray", max_retries, startup_timeout_s)
         connect(address or None)
         return cluster_slots(devices, workers, trials_per_device)
 

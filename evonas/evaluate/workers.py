@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from .base import FunctionEvaluator, Job, Result
 from .data import Data, DataSpec
 from .devices import cpu_threads, select_slots
-from .pool import BACKENDS, Retries, SlotPool, WorkerError
+from .pool import BACKENDS, Retries, SlotPool, WorkerError, check_options
 from .train import CudaFault, TrainConfig, evaluate_job
 
 __all__ = ["LocalPool", "InlineEvaluator", "Retries", "WorkerError"]
@@ -206,7 +206,7 @@ class LocalPool(SlotPool):
     def placement(cls, devices: str, workers: int, trials_per_device: int, max_retries: int = 2,
                   **options) -> list[str]:
         """This machine's slots; ``options``: those of a subclass's ``open``."""
-        Retries.check("backend.local", max_retries)
+        check_options("backend.local", max_retries)
         return select_slots(devices, workers, trials_per_device)
 
     @classmethod

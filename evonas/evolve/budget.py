@@ -28,7 +28,7 @@ class Budget:
         if self.max_evaluations is None and self.max_seconds is None:
             raise ConfigError("search", "budget", None, "set max_evaluations and/or max_seconds (a run must end)")
         for field in ("max_evaluations", "max_duplicates", "max_seconds"):
-            _check_limit(field, getattr(self, field))
+            check_limit(field, getattr(self, field))
         if self.max_duplicates is None and self.max_evaluations is not None:
             self.max_duplicates = 10 * self.max_evaluations + 100
         self.count_duplicates = bool(self.count_duplicates)
@@ -50,6 +50,6 @@ class Budget:
         return None if self.max_seconds is None else max(0.0, self.max_seconds - elapsed)
 
 
-def _check_limit(field: str, v: Any) -> None:
+def check_limit(field: str, v: Any) -> None:
     if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v)):
         raise ConfigError("search", field, v, "must be a finite number >= 0")

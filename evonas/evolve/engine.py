@@ -39,7 +39,7 @@ from ..errors import ConfigError
 from ..evaluate.base import INHERIT, Evaluator, Job, Result
 from ..genome.base import GENOMES, space_to_dict
 from .base import STRATEGIES, Proposal
-from .budget import Budget, _check_limit
+from .budget import Budget, check_limit
 from .dedup import DEDUP, HashCache, Twins, look_up
 from .journal import JOURNAL_VERSION, done_event, mismatch, result_of
 from .record import Outcome, RecordSink
@@ -76,7 +76,7 @@ class Search:
         self.space = space if space is not None else cls.Space()
         _check_choice("dedup", dedup, DEDUP)
         _check_choice("inherit", inherit, INHERIT)
-        _check_limit("resample_tries", resample_tries)
+        check_limit("resample_tries", resample_tries)
         self.budget = Budget(max_evaluations, max_seconds, max_duplicates, count_duplicates)
         self.evaluator, self.seed = evaluator, int(seed)
         self.dedup, self.resample_tries = dedup, resample_tries

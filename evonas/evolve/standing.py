@@ -37,8 +37,10 @@ class Standing:
     def log(self, birth: int, alive: Iterable[Member]) -> Optional[dict[str, Any]]:
         """Every ``log_every`` births: the population's statistics, recorded in the
         logbook and returned (JSON-able) for the journal; else None."""
+        if birth % self.log_every:
+            return None  # before listing the population: this runs after every birth
         alive = list(alive)
-        if birth % self.log_every or not alive:
+        if not alive:
             return None
         rec = {"birth": birth, **self.stats.compile(alive)}
         self.logbook.record(**rec)
