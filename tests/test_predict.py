@@ -69,6 +69,29 @@ def test_mlp_ensemble_is_deterministic_and_warm_starts():
     assert np.array_equal(a.predict(X)[0], b.predict(X)[0])
 
 
+def test_mlp_targets_keep_the_order_and_validate():
+    X, y = _toy(120, 3)
+    y = 90 + 10 * (y - y.min()) / (y.max() - y.min())  # accuracy-like, in [90, 100]
+    ranks = {}
+    for target in ("raw", "clip", "log", "log-clip"):
+        m = MLPEnsemble(target=target, hidden=64, weight_decay=1e-2)
+        m.fit(X, y, np.random.default_rng(0))
+        ranks[target] = np.corrcoef(np.argsort(np.argsort(m.predict(X)[0])), np.argsort(np.argsort(y)))[0, 1]
+        assert ranks[target] > 0.8, target
+    lo = MLPEnsemble(target="log")
+    _, z = lo._target(X, y)
+    assert np.all(np.diff(z[np.argsort(y)]) >= 0)  # increasing in y
+    assert z[np.argmax(y)] - np.sort(z)[-2] > (np.sort(y)[-1] - np.sort(y)[-2]) / 10  # top gaps stretched
+    _, c = MLPEnsemble(target="clip", clip_quantile=0.5)._target(X, y)
+    assert c.min() == np.quantile(y, 0.5) and (c[y > np.median(y)] == y[y > np.median(y)]).all()
+    with pytest.raises(ConfigError, match="target"):
+        MLPEnsemble(target="rank")
+    with pytest.raises(ConfigError, match="clip_quantile"):
+        MLPEnsemble(clip_quantile=1.0)
+    with pytest.raises(ValueError, match="upper"):
+        MLPEnsemble(target="log", upper=95.0).fit(X, y, np.random.default_rng(0))
+
+
 def test_gp_interpolates_learns_and_grows_uncertain_away_from_the_data():
     from evonas.predict.gp import GaussianProcess
     X, y = _toy(80, 0)
@@ -120,6 +143,21 @@ def test_nb201_path_encoding_counts_live_paths():
     w = ENCODINGS.get("nb201-path")(full)
     assert w.sum() == 4.0 and w[[0, 4, 20, 36]].tolist() == [1.0] * 4  # first slot of each path block
     assert ModelScreen("nb201", encoding="nb201-path").encoding == "nb201-path"
+
+
+def test_nb201_feat_encoding_adds_live_conv_counts_and_depth():
+    # live: 0-1 (3x3), 1-3 (1x1), 0-3 (3x3); 0-2 (1x1) is dead (node 2 reaches 3 only via none)
+    g = NB201Genome.from_string("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|")
+    v = ENCODINGS.get("nb201-feat")(g)
+    assert v.shape == (6 * len(OPS) + 4,)
+    assert np.array_equal(v[:30], ENCODINGS.get("nb201")(g))  # the one-hot, dead edges as none
+    n3, n1, depth, logp = v[30:] * 3
+    assert (n3, n1) == (2, 1)  # the dead 1x1 on 0->2 does not count
+    assert depth == 2  # path 0-1-3: 3x3 then 1x1
+    assert logp == pytest.approx(np.log1p(9 * 2 + 1))
+    empty = NB201Genome(("none",) * 6)
+    assert np.array_equal(ENCODINGS.get("nb201-feat")(empty)[30:], np.zeros(4))
+    assert ModelScreen("nb201", encoding="nb201-feat").encoding == "nb201-feat"
 
 
 def test_nao_adam_matches_torch_adam_and_avoids_torch_optim():

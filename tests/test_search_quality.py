@@ -14,7 +14,7 @@ from evonas.errors import ConfigError
 from evonas.evaluate.base import FunctionEvaluator, Result
 from evonas.evaluate.table import TableEvaluator
 from evonas.evolve import STRATEGIES, Search
-from evonas.genome.nb201 import EDGES, NB201Genome, mut_edge_op_by_node, mut_edge_op_new_net, neighbours
+from evonas.genome.nb201 import EDGES, NB201Genome, mut_edge_op_by_node, mut_edge_op_new_net, mut_edge_swap, neighbours
 from helpers import REAL_NB201, ROOT, nb201_fitness, untimed
 
 
@@ -49,6 +49,26 @@ def test_edge_op_by_node_matches_the_reference_edge_distribution():
     expect = [1 / 3, 1 / 6, 1 / 6, 1 / 9, 1 / 9, 1 / 9]  # node uniform, then edge within the node
     for e, p in enumerate(expect):
         assert abs(counts[e] / n - p) < 4 * math.sqrt(p * (1 - p) / n), (EDGES[e], counts[e] / n, p)
+
+
+def test_edge_swap_moves_an_op_and_keeps_the_op_counts():
+    rng = np.random.default_rng(2)
+    pairs = Counter()
+    g = NB201Genome.from_string("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    for _ in range(500):
+        child = mut_edge_swap(g, rng)
+        e = changed_edges(g, child)
+        assert len(e) == 2 and sorted(child.ops) == sorted(g.ops)
+        pairs[tuple(e)] += 1
+    assert set(pairs) == {(0, j) for j in range(1, 6)}  # the skip goes to each other edge
+    assert min(pairs.values()) > 500 / 5 / 2  # uniform over the five pairs
+    for _ in range(30):
+        h = NB201Genome.sample(rng)
+        if len(set(h.ops)) > 1:
+            c = mut_edge_swap(h, rng)
+            assert sorted(c.ops) == sorted(h.ops) and len(changed_edges(h, c)) == 2
+    same = NB201Genome(("nor_conv_3x3",) * 6)  # no pair to swap: one edge changes instead
+    assert len(changed_edges(same, mut_edge_swap(same, rng))) == 1
 
 
 def test_edge_op_new_net_always_changes_the_network():

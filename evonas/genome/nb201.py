@@ -217,6 +217,23 @@ def mut_edge_op_by_node(genome: NB201Genome, rng: np.random.Generator) -> NB201G
     return NB201Genome(tuple(ops), genome.space)
 
 
+@register_mutation("nb201", name="edge_swap", weight=0.0)
+def mut_edge_swap(genome: NB201Genome, rng: np.random.Generator) -> NB201Genome:
+    """Exchange the ops of two edges that carry different ops (uniform over such
+    pairs; a cell with one op on every edge is returned changed by ``edge_op``).
+    Two edits in Hamming distance, one move here: it relocates an op without
+    changing how many of each the cell has, e.g. the skip from edge 0->1 to 0->3,
+    which a single-edge change can only do through a worse intermediate cell.
+    Weight 0: used only when named (``--mutation edge_swap``)."""
+    pairs = [(i, j) for i in range(6) for j in range(i + 1, 6) if genome.ops[i] != genome.ops[j]]
+    if not pairs:
+        return mut_edge_op(genome, rng)
+    i, j = pairs[int(rng.integers(len(pairs)))]
+    ops = list(genome.ops)
+    ops[i], ops[j] = ops[j], ops[i]
+    return NB201Genome(tuple(ops), genome.space)
+
+
 def neighbours(genome: NB201Genome) -> list[NB201Genome]:
     """The 24 single-edge changes of ``genome`` (6 edges x 4 other ops), in order."""
     out = []

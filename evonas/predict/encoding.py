@@ -115,6 +115,29 @@ def _nb201_paths(ops: tuple[str, ...]) -> np.ndarray:
     return v
 
 
+@ENCODINGS.decorator("nb201-feat")
+def nb201_feat_encoding(genome: Genome) -> np.ndarray:
+    return _nb201_feat(tuple(genome.ops))
+
+
+@lru_cache(maxsize=None)
+def _nb201_feat(ops: tuple[str, ...]) -> np.ndarray:
+    """``nb201`` plus four counts a one-hot spreads over many weights: the live
+    3x3 and 1x1 convolutions, the most convolutions on one input->output path (the
+    cell's depth), and log of the convolutions' parameter count (9 per 3x3, 1 per
+    1x1, in C^2). Each is shared by cells far apart in the one-hot, so a predictor
+    fitted on a few dozen results can use it."""
+    from ..genome.nb201 import EDGES
+    live = _nb201_live(ops, EDGES)
+    n3 = sum(on and op == "nor_conv_3x3" for on, op in zip(live, ops))
+    n1 = sum(on and op == "nor_conv_1x1" for on, op in zip(live, ops))
+    conv = [op in ("nor_conv_3x3", "nor_conv_1x1") for op in ops]
+    depth = max([sum(conv[e] for e in p) for p in _PATHS if all(ops[e] != "none" for e in p)] or [0])
+    v = np.concatenate([_nb201_onehot(ops), [n3 / 3, n1 / 3, depth / 3, np.log1p(9 * n3 + n1) / 3]])
+    v.flags.writeable = False  # shared by the cache
+    return v
+
+
 def _nb201_live(ops, edges) -> list[bool]:
     """Edge e = (i, j) is live when its op is not none, node i is reachable from node
     0 and node j reaches node 3 through non-none edges."""
