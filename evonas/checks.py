@@ -39,6 +39,50 @@ def check_strategy_args(cfg: Config, cls, space, seeds) -> None:
         raise ConfigError("config", where, dict(cfg.strategy_args), f"{type(e).__name__}: {e}") from None
 
 
+def surrogate_args(cfg: Config, base_args: dict, data) -> dict:
+    """The ``surrogate`` strategy's arguments for ``--surrogate NAME`` around
+    ``--strategy`` (built with ``base_args``): ``--surrogate-arg`` items, whose
+    ``screen_args`` go to the screen (naswot also gets the run's data and seed)."""
+    extra = dict(cfg.surrogate_args)
+    screen_args = dict(extra.pop("screen_args", None) or {})
+    if cfg.surrogate == "naswot":
+        screen_args.update(data=data, seed=cfg.seed)
+    return {**extra, "base": cfg.strategy, "base_args": base_args, "screen": cfg.surrogate,
+            "screen_args": screen_args}
+
+
+def check_surrogate_args(cfg: Config, cls, space, seeds) -> None:
+    """``--surrogate-arg``: each key a parameter of the surrogate middleware (not
+    one set by another flag), and the middleware built once with them, so a bad
+    value (a predictor option included) fails before the run directory exists."""
+    if not cfg.surrogate_args:
+        return
+    import inspect
+
+    from .evolve.surrogate import Surrogate
+    from .evolve.toolbox import Variation
+    accepted = inspect.signature(Surrogate.__init__).parameters
+    for key, value in cfg.surrogate_args.items():
+        if key in RESERVED or key not in accepted or key == "self":
+            why = (f"is set with {RESERVED[key]}" if RESERVED.get(key) else "not a parameter of the surrogate "
+                   f"(its parameters: {', '.join(k for k in accepted if k not in RESERVED and k != 'self')})")
+            raise ConfigError("config", f"surrogate_args.{key}", value, why)
+    if not isinstance(cfg.surrogate_args.get("screen_args", {}), dict):
+        raise ConfigError("config", "surrogate_args.screen_args", cfg.surrogate_args["screen_args"],
+                          "must be a JSON object")
+    offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
+    from .evolve.base import STRATEGIES
+    base_accepts = inspect.signature(STRATEGIES.get(cfg.strategy).__init__).parameters
+    base = {**{k: v for k, v in offered.items() if k in base_accepts}, **cfg.strategy_args}
+    args = surrogate_args(cfg, base, cfg.dataset)  # naswot reads its data only on use
+    try:
+        Surrogate(Variation(cls, space, list(cfg.mutations) or None, seeds), **args)
+    except ConfigError as e:
+        raise ConfigError("config", f"surrogate_args.{e.field}", e.value, e.why) from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError("config", "surrogate_args", dict(cfg.surrogate_args), f"{type(e).__name__}: {e}") from None
+
+
 def check_backend_args(cfg: Config) -> None:
     """``backend.<name>`` (``--backend-arg``, ``--backend.NAME.KEY``): each key an
     option of the backend (a keyword of its ``open``); the values are checked by

@@ -77,6 +77,10 @@ class Config:
     strategy: str = _f("search", "aging", "search strategy")
     surrogate: str = _f("search", "", "pre-screen the children of --strategy with a surrogate (issue 17; naswot: real "
                         "training only); '' = off")
+    surrogate_args: dict = _f("search", {}, "a parameter of the --surrogate middleware, KEY=VALUE (VALUE parsed as "
+                              "JSON) or a JSON object, repeatable: candidates, kappa, explore, screen_args "
+                              "(e.g. screen_args='{\"predictor_args\": {\"target\": \"log\"}}')",
+                              flag="--surrogate-arg", metavar="KEY=VALUE")
     evaluations: int = _f("search", 300, "budget: number of TRAINED networks (>= 1; failed trials count, duplicates "
                           "of an earlier network do not: see --max-duplicates)")
     max_duplicates: int = _f("search", 0, "budget: duplicate children (a network already evaluated, its result "
@@ -312,6 +316,7 @@ def _check_values(c: Config) -> None:
             need(getattr(c, f.name) in choices, f.name, f"must be one of {', '.join(choices)}")
     need(bool(c.genome), "genome", "must name a genome type")
     need(bool(c.strategy), "strategy", "must name a search strategy")
+    need(bool(c.surrogate) or not c.surrogate_args, "surrogate_args", "needs --surrogate")
     need(c.population >= 2, "population", "must be >= 2")
     need(0 <= c.sample_size <= c.population, "sample_size",
          f"must be in 1..population ({c.population}), or 0 for ceil(population / 4)")

@@ -21,7 +21,8 @@ from typing import Any, Optional, Sequence
 from .config import Config, check_names
 from .config_cli import add_arguments, add_dotted_arguments, overrides_from_args
 from .errors import ConfigError, cli_exit_code
-from .checks import check_backend_args, check_finite, check_space, check_strategy_args
+from .checks import (check_backend_args, check_finite, check_space, check_strategy_args, check_surrogate_args,
+                     surrogate_args)
 from .progress import Progress
 
 EPILOG = """examples:
@@ -204,6 +205,7 @@ def _plan(cfg: Config) -> Plan:
             raise ConfigError("config", "seed_genomes", f, f"is a {g.type_name} genome of space {g.space}, "
                               f"the run searches {cfg.genome} in {space}")
     check_strategy_args(cfg, cls, space, seeds)
+    check_surrogate_args(cfg, cls, space, seeds)
     check_backend_args(cfg)
     if cfg.benchmark_table:
         from .evaluate.table import TableEvaluator, nb201_setting
@@ -260,8 +262,7 @@ def _strategy_args(cfg: Config, plan: Plan) -> dict:
     offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
     args = {**{k: v for k, v in offered.items() if k in accepted}, **cfg.strategy_args}
     if cfg.surrogate:  # --surrogate NAME: the surrogate middleware wraps --strategy
-        screen_args = {"data": plan.data, "seed": cfg.seed} if cfg.surrogate == "naswot" else {}
-        return {"base": cfg.strategy, "base_args": args, "screen": cfg.surrogate, "screen_args": screen_args}
+        return surrogate_args(cfg, args, plan.data)
     return args
 
 
