@@ -77,10 +77,8 @@ class Config:
     strategy: str = _f("search", "aging", "search strategy")
     surrogate: str = _f("search", "", "pre-screen the children of --strategy with a surrogate (issue 17; naswot: real "
                         "training only); '' = off")
-    surrogate_args: dict = _f("search", {}, "a parameter of the --surrogate middleware, KEY=VALUE (VALUE parsed as "
-                              "JSON) or a JSON object, repeatable: candidates, kappa, explore, screen_args "
-                              "(e.g. screen_args='{\"predictor_args\": {\"target\": \"log\"}}')",
-                              flag="--surrogate-arg", metavar="KEY=VALUE")
+    surrogate_args: dict = _f("search", {}, "a parameter of the --surrogate middleware (candidates, kappa, explore, "
+                              "screen_args: README), KEY=VALUE or a JSON object, repeatable", flag="--surrogate-arg")
     evaluations: int = _f("search", 300, "budget: number of TRAINED networks (>= 1; failed trials count, duplicates "
                           "of an earlier network do not: see --max-duplicates)")
     max_duplicates: int = _f("search", 0, "budget: duplicate children (a network already evaluated, its result "
@@ -281,9 +279,8 @@ class Config:
 def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     """Convert file/flag values to the field's stored type or raise ConfigError."""
     kind = f.type
-    if kind == "float" and isinstance(value, str) and _FLOAT.match(value.strip()):
-        return float(value)
-    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+    if kind == "float" and ((isinstance(value, str) and _FLOAT.match(value.strip()))
+                            or (isinstance(value, int) and not isinstance(value, bool))):
         return float(value)
     if kind == "tuple":
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):

@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser, registered: Mapping[str, Any]
         names = registered.get(f.name)
         sep = "; " if names and any(":" in n for n in names) else ", "
         known = f"; registered: {sep.join(names)} (plug-ins may add more; see --list)" if names else ""
-        kw: dict[str, Any] = {"dest": f.name, "default": None, "metavar": meta.get("metavar"),
+        metavar = meta.get("metavar") or ("KEY=VALUE" if f.type == "dict" else None)
+        kw: dict[str, Any] = {"dest": f.name, "default": None, "metavar": metavar,
                               "help": f"{meta['help']}{known} (default: {shown})"}
         if meta.get("choices"):
             kw.update(choices=meta["choices"], metavar=None)
