@@ -103,6 +103,7 @@ PRESETS = {  # name -> (strategy, strategy_args, mutation, dedup, count_duplicat
     "surrogate": ("surrogate", SURROGATE, SWAP_MUT, "off", True),
     "surrogate-1edit": ("surrogate", SURROGATE, REF_MUT, "off", True),  # the same without edge_swap
     "aging-novel-best-swap": ("aging-novel-best", REA, SWAP_MUT, "off", True),  # edge_swap, no predictor
+    "aging-novel-best-swap30": ("aging-novel-best", {**REA, "population": 30}, SWAP_MUT, "off", True),  # surrogate's base
     "aging-swap": ("aging", REA, SWAP_MUT, "off", True),  # R_EA.py with edge_swap for half the children
     "reinforce": ("reinforce", {"lr": 0.01, "momentum": 0.9}, None, "off", True),
     "pvll": ("pvll", {"population": 10}, REF_MUT, "off", True),
