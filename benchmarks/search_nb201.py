@@ -108,6 +108,8 @@ PRESETS = {  # name -> (strategy, strategy_args, mutation, dedup, count_duplicat
     "reinforce": ("reinforce", {"lr": 0.01, "momentum": 0.9}, None, "off", True),
     "pvll": ("pvll", {"population": 10}, REF_MUT, "off", True),
     "nao": ("nao", {"population": 10}, REF_MUT, "off", True),
+    "pvll-swap": ("pvll", {"population": 10}, SWAP_MUT, "off", True),  # the candidates half edge_swap
+    "nao-swap": ("nao", {"population": 10}, SWAP_MUT, "off", True),
 }
 DEFAULT = ["aging", "random", "aging-dedup", "aging-resample", "aging-novel", "aging-novel-best"]
 # NB201 Table 5, test accuracy (%) per data set: REA and RS
