@@ -97,10 +97,11 @@ def listing() -> str:
         cls = reg["backends"].get(name)
         lines.append(f"  {name:<18} {one_line(cls, reg['backends'])}")
         lines.append(f"  {'':<18} {_keywords(cls.open, ('cls', 'data', 'cfg', 'slots'))}")
+    from .config_sections import RESERVED
     from .evolve.surrogate import Surrogate
-    lines.append("surrogates (--surrogate; pre-screen the children of --strategy; --surrogate-arg KEY=VALUE sets "
-                 f"{_keywords(Surrogate.__init__, ('self', 'variation', 'base', 'base_args', 'screen', 'screen_args', 'population', 'sample'))}, "
-                 "and screen_args={...} the parameters below):")
+    own = _keywords(Surrogate.__init__, ("self", "screen_args", *RESERVED))
+    lines.append(f"surrogates (--surrogate; pre-screen the children of --strategy; --surrogate-arg KEY=VALUE sets "
+                 f"{own}, and screen_args={{...}} the parameters below):")
     for name in reg["surrogates"].names():
         cls = reg["surrogates"].get(name)
         lines.append(f"  {name:<18} {one_line(cls, reg['surrogates'])}")

@@ -10,77 +10,79 @@ from .config_sections import RESERVED
 from .errors import ConfigError, EvonasError
 
 
-def check_strategy_args(cfg: Config, cls, space, seeds) -> None:
-    """``strategy.<name>`` (``--strategy-arg``, ``--strategy.NAME.KEY``): each key a
-    keyword of the strategy's constructor (not one of those set by their own flags),
-    and the strategy built once with them, so a bad value fails here, before the run
-    directory exists. Errors name ``strategy.<name>.<key>``."""
-    if not cfg.strategy_args:
-        return
+def base_args(cfg: Config) -> dict:
+    """The ``--strategy``'s arguments: population, tournament size and selection
+    where its constructor takes them (plug-in strategies included), then
+    ``--strategy-arg``."""
     import inspect
 
     from .evolve.base import STRATEGIES
-    from .evolve.toolbox import Variation
-    strategy, where = STRATEGIES.get(cfg.strategy), f"strategy.{cfg.strategy}"
-    accepted = inspect.signature(strategy.__init__).parameters
-    for key, value in cfg.strategy_args.items():
-        if key in RESERVED or key not in accepted or key == "self":
-            why = (f"is set with {RESERVED[key]}" if RESERVED.get(key) else
-                   f"not a parameter of strategy {cfg.strategy} (its parameters: "
-                   f"{', '.join(k for k in accepted if k not in RESERVED and k != 'self') or 'none'})")
-            raise ConfigError("config", f"{where}.{key}", value, why)
+    accepted = inspect.signature(STRATEGIES.get(cfg.strategy).__init__).parameters
     offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
-    args = {**{k: v for k, v in offered.items() if k in accepted}, **cfg.strategy_args}
-    try:
-        strategy(Variation(cls, space, list(cfg.mutations) or None, seeds), **args)
-    except ConfigError as e:
-        raise ConfigError("config", f"{where}.{e.field}", e.value, e.why) from None
-    except (TypeError, ValueError) as e:
-        raise ConfigError("config", where, dict(cfg.strategy_args), f"{type(e).__name__}: {e}") from None
+    return {**{k: v for k, v in offered.items() if k in accepted}, **cfg.strategy_args}
 
 
-def surrogate_args(cfg: Config, base_args: dict, data) -> dict:
+def surrogate_args(cfg: Config, base: dict, data) -> dict:
     """The ``surrogate`` strategy's arguments for ``--surrogate NAME`` around
-    ``--strategy`` (built with ``base_args``): ``--surrogate-arg`` items, whose
+    ``--strategy`` (built with ``base``): ``--surrogate-arg`` items, whose
     ``screen_args`` go to the screen (naswot also gets the run's data and seed)."""
     extra = dict(cfg.surrogate_args)
     screen_args = dict(extra.pop("screen_args", None) or {})
     if cfg.surrogate == "naswot":
         screen_args.update(data=data, seed=cfg.seed)
-    return {**extra, "base": cfg.strategy, "base_args": base_args, "screen": cfg.surrogate,
-            "screen_args": screen_args}
+    return {**extra, "base": cfg.strategy, "base_args": base, "screen": cfg.surrogate, "screen_args": screen_args}
+
+
+def _check_keys(where: str, params: dict, cls, what: str) -> None:
+    """Each key of ``params`` a keyword of ``cls`` not set by its own flag."""
+    import inspect
+    accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+    for key, value in params.items():
+        if key in RESERVED or key not in accepted:
+            why = (f"is set with {RESERVED[key]}" if RESERVED.get(key) else f"not a parameter of {what} "
+                   f"(its parameters: {', '.join(k for k in accepted if k not in RESERVED) or 'none'})")
+            raise ConfigError("config", f"{where}.{key}", value, why)
+
+
+def _build(where: str, given: dict, cls, variation, args: dict) -> None:
+    """Build ``cls`` once, so a bad value fails before the run directory exists;
+    errors name ``<where>.<field>``."""
+    try:
+        cls(variation, **args)
+    except ConfigError as e:
+        raise ConfigError("config", f"{where}.{e.field}", e.value, e.why) from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError("config", where, dict(given), f"{type(e).__name__}: {e}") from None
+
+
+def check_strategy_args(cfg: Config, cls, space, seeds) -> None:
+    """``strategy.<name>`` (``--strategy-arg``, ``--strategy.NAME.KEY``): each key a
+    keyword of the strategy's constructor (not one of those set by their own flags),
+    and the strategy built once with them. Errors name ``strategy.<name>.<key>``."""
+    if not cfg.strategy_args:
+        return
+    from .evolve.base import STRATEGIES
+    from .evolve.toolbox import Variation
+    strategy, where = STRATEGIES.get(cfg.strategy), f"strategy.{cfg.strategy}"
+    _check_keys(where, cfg.strategy_args, strategy, f"strategy {cfg.strategy}")
+    _build(where, cfg.strategy_args, strategy, Variation(cls, space, list(cfg.mutations) or None, seeds),
+           base_args(cfg))
 
 
 def check_surrogate_args(cfg: Config, cls, space, seeds) -> None:
     """``--surrogate-arg``: each key a parameter of the surrogate middleware (not
-    one set by another flag), and the middleware built once with them, so a bad
-    value (a predictor option included) fails before the run directory exists."""
+    one set by another flag), and the middleware built once with them (its screen
+    and predictor included). Errors name ``surrogate_args.<key>``."""
     if not cfg.surrogate_args:
         return
-    import inspect
-
     from .evolve.surrogate import Surrogate
     from .evolve.toolbox import Variation
-    accepted = inspect.signature(Surrogate.__init__).parameters
-    for key, value in cfg.surrogate_args.items():
-        if key in RESERVED or key not in accepted or key == "self":
-            why = (f"is set with {RESERVED[key]}" if RESERVED.get(key) else "not a parameter of the surrogate "
-                   f"(its parameters: {', '.join(k for k in accepted if k not in RESERVED and k != 'self')})")
-            raise ConfigError("config", f"surrogate_args.{key}", value, why)
+    _check_keys("surrogate_args", cfg.surrogate_args, Surrogate, "the surrogate")
     if not isinstance(cfg.surrogate_args.get("screen_args", {}), dict):
         raise ConfigError("config", "surrogate_args.screen_args", cfg.surrogate_args["screen_args"],
                           "must be a JSON object")
-    offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
-    from .evolve.base import STRATEGIES
-    base_accepts = inspect.signature(STRATEGIES.get(cfg.strategy).__init__).parameters
-    base = {**{k: v for k, v in offered.items() if k in base_accepts}, **cfg.strategy_args}
-    args = surrogate_args(cfg, base, cfg.dataset)  # naswot reads its data only on use
-    try:
-        Surrogate(Variation(cls, space, list(cfg.mutations) or None, seeds), **args)
-    except ConfigError as e:
-        raise ConfigError("config", f"surrogate_args.{e.field}", e.value, e.why) from None
-    except (TypeError, ValueError) as e:
-        raise ConfigError("config", "surrogate_args", dict(cfg.surrogate_args), f"{type(e).__name__}: {e}") from None
+    _build("surrogate_args", cfg.surrogate_args, Surrogate, Variation(cls, space, list(cfg.mutations) or None, seeds),
+           surrogate_args(cfg, base_args(cfg), cfg.dataset))  # naswot reads its data only on use
 
 
 def check_backend_args(cfg: Config) -> None:

@@ -21,8 +21,8 @@ from typing import Any, Optional, Sequence
 from .config import Config, check_names
 from .config_cli import add_arguments, add_dotted_arguments, overrides_from_args
 from .errors import ConfigError, cli_exit_code
-from .checks import (check_backend_args, check_finite, check_space, check_strategy_args, check_surrogate_args,
-                     surrogate_args)
+from .checks import (base_args, check_backend_args, check_finite, check_space, check_strategy_args,
+                     check_surrogate_args, surrogate_args)
 from .progress import Progress
 
 EPILOG = """examples:
@@ -253,17 +253,10 @@ def engine_settings(cfg: Config) -> dict:
 
 
 def _strategy_args(cfg: Config, plan: Plan) -> dict:
-    """Population and tournament size, for the strategies whose constructor takes
-    them (plug-in strategies included)."""
-    import inspect
-
-    from .evolve.base import STRATEGIES
-    accepted = inspect.signature(STRATEGIES.get(cfg.strategy).__init__).parameters
-    offered = {"population": cfg.population, "sample": cfg.sample_size, "selection": cfg.selection}
-    args = {**{k: v for k, v in offered.items() if k in accepted}, **cfg.strategy_args}
-    if cfg.surrogate:  # --surrogate NAME: the surrogate middleware wraps --strategy
-        return surrogate_args(cfg, args, plan.data)
-    return args
+    """The strategy's arguments; with ``--surrogate NAME``, the surrogate
+    middleware's, wrapping ``--strategy``."""
+    args = base_args(cfg)
+    return surrogate_args(cfg, args, plan.data) if cfg.surrogate else args
 
 
 def _search(plan: Plan, paths, quiet: bool, on_start=None, bar: Optional[bool] = None) -> int:

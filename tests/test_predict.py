@@ -79,16 +79,16 @@ def test_mlp_targets_keep_the_order_and_validate():
         ranks[target] = np.corrcoef(np.argsort(np.argsort(m.predict(X)[0])), np.argsort(np.argsort(y)))[0, 1]
         assert ranks[target] > 0.8, target
     lo = MLPEnsemble(target="log")
-    _, z = lo._target(X, y)
+    z = lo._target(y)
     assert np.all(np.diff(z[np.argsort(y)]) >= 0)  # increasing in y
     assert z[np.argmax(y)] - np.sort(z)[-2] > (np.sort(y)[-1] - np.sort(y)[-2]) / 10  # top gaps stretched
-    _, c = MLPEnsemble(target="clip", clip_quantile=0.5)._target(X, y)
+    c = MLPEnsemble(target="clip", clip_quantile=0.5)._target(y)
     assert c.min() == np.quantile(y, 0.5) and (c[y > np.median(y)] == y[y > np.median(y)]).all()
     with pytest.raises(ConfigError, match="target"):
         MLPEnsemble(target="rank")
     with pytest.raises(ConfigError, match="clip_quantile"):
         MLPEnsemble(clip_quantile=1.0)
-    _, z = MLPEnsemble(target="log", upper=95.0)._target(X, y)  # fitness above upper: the bound moves
+    z = MLPEnsemble(target="log", upper=95.0)._target(y)  # fitness above upper: the bound moves
     assert np.isfinite(z).all() and np.all(np.diff(z[np.argsort(y)]) >= 0)
 
 

@@ -81,7 +81,7 @@ class MLPEnsemble(Predictor):
         self.t = 0
 
     def fit(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
-        X, y = self._target(np.asarray(X, float), np.asarray(y, float))
+        X, y = np.asarray(X, float), self._target(np.asarray(y, float))
         first = self.params is None or self.params[0].shape[1] != X.shape[1]
         if first:
             self._init(X.shape[1], rng)
@@ -94,7 +94,7 @@ class MLPEnsemble(Predictor):
         for _ in range(self.steps_first if first else self.steps):
             self._adam_step(Xb, zb)
 
-    def _target(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _target(self, y: np.ndarray) -> np.ndarray:
         """What the nets regress. ``clip`` floors y at its ``clip_quantile``: the
         search only needs to rank the good cells, and a few collapsed ones (10 %
         accuracy) would otherwise take most of the squared error. ``log`` maps y to
@@ -108,7 +108,7 @@ class MLPEnsemble(Predictor):
             # rather than failing a run mid-search: the map stays increasing
             upper = max(self.upper, y.max() + 0.05 * (np.ptp(y) or 1.0))
             y = -np.log(upper - y)
-        return X, y
+        return y
 
     def _adam_step(self, Xb: np.ndarray, zb: np.ndarray) -> None:
         W1, b1, W2, b2 = self.params
